@@ -1,0 +1,341 @@
+"""tcpstack's Python API, in asyncio's shapes.
+
+::
+
+    async with tcpstack.Stack(netns="tcpstack") as stack:
+        reader, writer = await tcpstack.open_connection("10.7.0.1", 8000)
+        writer.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        await writer.drain()
+        print(await reader.read())
+
+``Stack`` owns a TUN device in a network namespace (created if missing and
+removed again if it created it) and runs the sans-IO core on the running
+asyncio loop. ``open_connection``/``start_server`` return an
+``asyncio.StreamReader`` and a ``TcpStreamWriter`` (``asyncio.StreamWriter``'s
+interface); without ``stack=`` they use the innermost running ``Stack``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+from collections.abc import Callable
+from typing import Any
+
+from tcpstack.core.config import ConnectionOptions, StackConfig
+from tcpstack.core.events import TraceEvent
+from tcpstack.core.state import State
+from tcpstack.errors import UsageError, UserError
+from tcpstack.link import netns as ns
+from tcpstack.runtime.driver import StackDriver
+from tcpstack.runtime.network import (
+    DEFAULT_ADDR,
+    DEFAULT_NETNS,
+    DEFAULT_TUN,
+    DEFAULT_TUN_ADDR,
+    NetworkSetup,
+)
+from tcpstack.runtime.server import Handler, Server, make_streams
+from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter
+
+_current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar("tcpstack_stack",
+                                                                       default=None)
+
+# States in which nothing the application wrote is still unacknowledged.
+_QUIET = frozenset({State.CLOSED, State.TIME_WAIT, State.FIN_WAIT_2, State.LISTEN})
+
+
+class Stack:
+    """A running userspace TCP/IPv4 stack.
+
+    Network: ``netns`` (created if missing unless ``create_netns=False``),
+    ``tun`` device in it, the kernel's ``tun_addr`` on it and the stack's own
+    ``addr``. Or pass ``link=`` (any ``tcpstack.link.base.Link``) to run over
+    something else, e.g. one end of an in-memory pair.
+
+    Observability: ``tracer`` gets every ``TraceEvent``; ``pcap`` is a file
+    name or an object with ``write(packet, ts)``; ``fault`` a
+    ``FaultSpec`` (or its text) applied to packets in both directions.
+
+    TCP: ``msl`` (TIME-WAIT lasts 2*MSL), ``min_rto``, ``isn_secret``
+    (random by default), or a whole ``config=StackConfig(...)``; ``options``
+    are the default ``ConnectionOptions``. On exit, connections get up to
+    ``linger`` seconds to deliver what was written and finish their close;
+    the rest are reset.
+    """
+
+    def __init__(self, *, netns: str = DEFAULT_NETNS, tun: str = DEFAULT_TUN,
+                 addr: str = DEFAULT_ADDR, tun_addr: str = DEFAULT_TUN_ADDR,
+                 mtu: int = 1500, create_netns: bool = True, link: Any = None,
+                 tracer: Callable[[TraceEvent], None] | None = None, pcap: Any = None,
+                 fault: Any = None, msl: float | None = None, min_rto: float | None = None,
+                 isn_secret: bytes | None = None, config: StackConfig | None = None,
+                 options: ConnectionOptions | None = None, linger: float = 2.0) -> None:
+        self.network = None if link is not None else NetworkSetup(
+            netns=netns, tun=tun, addr=addr, tun_addr=tun_addr, mtu=mtu,
+            create_netns=create_netns)
+        if self.network is not None:
+            self.network.validate()
+        self.addr = ns.parse_ipv4(addr, "stack address")
+        self._given_link = link
+        self.tracer = tracer
+        self._pcap_arg = pcap
+        self._fault = fault
+        self.options = options or ConnectionOptions()
+        self.linger = linger
+        base = config or StackConfig()
+        changes: dict[str, Any] = {"mtu": mtu if link is None else getattr(link, "mtu", mtu)}
+        if msl is not None:
+            changes["msl"] = msl
+        if min_rto is not None:
+            changes["min_rto"] = min_rto
+        if config is None or config.isn_secret == StackConfig().isn_secret:
+            changes["isn_secret"] = isn_secret or os.urandom(16)
+        elif isn_secret is not None:
+            changes["isn_secret"] = isn_secret
+        try:
+            self.config = _replace(base, changes)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self.core: Any = None
+        self.link: Any = None
+        self.driver: StackDriver | None = None
+        self._pcap: Any = None
+        self._owns_pcap = False
+        self._servers: list[Server] = []
+        self._writers: set[TcpStreamWriter] = set()
+        self._token: contextvars.Token[Stack | None] | None = None
+        self._closed = False
+        self._hurry = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @staticmethod
+    def current() -> Stack:
+        stack = _current.get()
+        if stack is None:
+            raise RuntimeError("no running tcpstack.Stack: use `async with tcpstack.Stack() "
+                               "as stack:` or pass stack=")
+        return stack
+
+    async def __aenter__(self) -> Stack:
+        await self.start()
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:       # exited in another context: leave it be
+                pass
+            self._token = None
+        await self.close()
+
+    async def start(self) -> None:
+        from tcpstack.core.stack import Stack as CoreStack
+
+        loop = asyncio.get_running_loop()
+        try:
+            if self.network is not None:
+                link = await asyncio.to_thread(self.network.open)
+            else:
+                link = self._given_link
+            self.link = link
+            if self._fault is not None:
+                link = self._wrap_fault(link, loop)
+            self._pcap = self._open_pcap()
+            self.core = CoreStack(local_addr=self.addr, config=self.config, tracer=self.tracer)
+            self.driver = StackDriver(self.core, link, self.addr, pcap=self._pcap,
+                                      tracer=self.tracer, clock=loop.time)
+            self.driver.start()
+        except BaseException:
+            await self._release()
+            raise
+
+    def _wrap_fault(self, link: Any, loop: asyncio.AbstractEventLoop) -> Any:
+        from tcpstack.link.fault import FaultSpec, FaultyLink
+
+        spec = self._fault if isinstance(self._fault, FaultSpec) else FaultSpec.parse(self._fault)
+        return FaultyLink.both_ways(link, spec, loop.time)
+
+    def _open_pcap(self) -> Any:
+        if self._pcap_arg is None:
+            return None
+        if hasattr(self._pcap_arg, "write"):
+            return self._pcap_arg
+        from tcpstack.link.pcap import PcapWriter
+
+        try:
+            writer = PcapWriter(os.fspath(self._pcap_arg), linktype=101)
+        except OSError as exc:
+            raise UserError(f"cannot write pcap file {self._pcap_arg}: "
+                            f"{exc.strerror or exc}") from None
+        self._owns_pcap = True
+        return writer
+
+    def hurry(self) -> None:
+        """Cut a running ``close()`` short: stop waiting for connections to finish."""
+        self._hurry = True
+
+    async def close(self) -> None:
+        """Close servers, let connections finish (up to ``linger`` s), reset the
+        rest, then release the TUN/namespace/pcap."""
+        if self._closed:
+            return
+        self._closed = True
+        driver = self.driver
+        if driver is not None and driver.running:
+            for server in self._servers:
+                server.close()
+            try:
+                await self._finish_connections()
+            finally:
+                driver.stop()
+                await self._release()
+            return
+        await self._release()
+
+    async def _finish_connections(self) -> None:
+        driver = self.driver
+        assert driver is not None
+        now = driver.now()
+        for conn in self.connections():
+            if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
+                conn.close(now)           # like a process exiting: FIN after the data
+            elif conn.state is State.SYN_SENT:
+                conn.abort(now)
+        driver.kick()
+        deadline = driver.now() + self.linger
+        while not self._hurry and driver.now() < deadline and any(
+                c.state not in _QUIET for c in self.connections()):
+            await asyncio.sleep(0.01)
+        now = driver.now()
+        for conn in self.connections():
+            if conn.state not in _QUIET:
+                conn.abort(now)          # RST: the peer must not wait for us forever
+        driver.kick()
+        await asyncio.sleep(0)
+
+    async def _release(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+        if self._pcap is not None and self._owns_pcap:
+            self._pcap.close()
+        self._pcap = None
+        if self.network is not None:
+            await asyncio.to_thread(self.network.close)
+
+    # -- connections ---------------------------------------------------------
+
+    def _options(self, options: ConnectionOptions | None, **changes: Any) -> ConnectionOptions:
+        base = options or self.options
+        changes = {k: v for k, v in changes.items() if v is not None}
+        try:
+            return _replace(base, changes)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _require_running(self) -> StackDriver:
+        if self.driver is None or not self.driver.running:
+            raise RuntimeError("this tcpstack.Stack is not running (use `async with`)")
+        return self.driver
+
+    async def open_connection(self, host: str, port: int, *, local_port: int | None = None,
+                              options: ConnectionOptions | None = None,
+                              nodelay: bool | None = None,
+                              keepalive: tuple[float, float, int] | None = None,
+                              mss: int | None = None, send_buffer: int | None = None,
+                              recv_buffer: int | None = None, limit: int = DEFAULT_LIMIT,
+                              ) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
+        """Active open; returns once ESTABLISHED. Raises ConnectionRefusedError,
+        TimeoutError (a ConnectionError too) as the kernel's would."""
+        driver = self._require_running()
+        remote = ns.parse_ipv4(host, "host address")
+        if not 0 < int(port) < 65536:
+            raise UsageError(f"bad port {port} (1..65535)")
+        opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
+                             send_buffer=send_buffer, recv_buffer=recv_buffer)
+        try:
+            conn = self.core.connect(remote, int(port), driver.now(), local_port=local_port,
+                                     options=opts)
+        except OSError as exc:
+            raise UserError(f"cannot connect to {remote}:{port}: {exc}") from None
+        reader, writer = make_streams(conn, driver, limit)
+        driver.kick()
+        try:
+            await writer.transport.wait_established()
+        except asyncio.CancelledError:
+            writer.abort()
+            raise
+        self._writers.add(writer)
+        return reader, writer
+
+    async def start_server(self, handler: Handler, port: int, host: str | None = None, *,
+                           backlog: int = 128, options: ConnectionOptions | None = None,
+                           nodelay: bool | None = None,
+                           keepalive: tuple[float, float, int] | None = None,
+                           mss: int | None = None, send_buffer: int | None = None,
+                           recv_buffer: int | None = None, limit: int = DEFAULT_LIMIT,
+                           ) -> Server:
+        """Passive open on ``port``; ``handler(reader, writer)`` runs per connection."""
+        driver = self._require_running()
+        if host not in (None, "", "0.0.0.0", self.addr):
+            raise UsageError(f"cannot listen on {host}: this stack's address is {self.addr}")
+        if not 0 < int(port) < 65536:
+            raise UsageError(f"bad port {port} (1..65535)")
+        opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
+                             send_buffer=send_buffer, recv_buffer=recv_buffer)
+        try:
+            listener = self.core.listen(int(port), backlog=backlog, options=opts)
+        except OSError as exc:
+            raise UserError(f"cannot listen on port {port}: {exc}") from None
+        server = Server(listener, driver, handler, self.addr, int(port), limit)
+        self._servers.append(server)
+        return server
+
+    # -- introspection -------------------------------------------------------
+
+    def connections(self) -> list[Any]:
+        """The core's connections (every state but LISTEN), TIME-WAIT included."""
+        if self.core is None:
+            return []
+        return list(self.core.connections())
+
+    def connections_info(self) -> list[dict[str, Any]]:
+        """``ss -ti``: one ``conn.info()`` dict per connection."""
+        return [conn.info() for conn in self.connections()]
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The core's counters plus the runtime's (link rx/tx, ignored packets)."""
+        merged: dict[str, int] = {}
+        if self.core is not None:
+            merged.update(self.core.counters)
+        if self.driver is not None:
+            for key, value in self.driver.counters.items():
+                merged[key] = merged.get(key, 0) + value
+        link = self.link
+        for key in ("tx_dropped",):
+            if link is not None and getattr(link, key, 0):
+                merged[f"link_{key}"] = getattr(link, key)
+        return merged
+
+
+def _replace(obj: Any, changes: dict[str, Any]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes) if changes else obj
+
+
+async def open_connection(host: str, port: int, *, stack: Stack | None = None,
+                          **kwargs: Any) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
+    """``asyncio.open_connection`` over tcpstack (the innermost running ``Stack``)."""
+    return await (stack or Stack.current()).open_connection(host, port, **kwargs)
+
+
+async def start_server(handler: Handler, port: int, host: str | None = None, *,
+                       stack: Stack | None = None, **kwargs: Any) -> Server:
+    """``asyncio.start_server`` over tcpstack (the innermost running ``Stack``)."""
+    return await (stack or Stack.current()).start_server(handler, port, host, **kwargs)

@@ -1,0 +1,205 @@
+"""The runtime's engine: moves packets between a link and the sans-IO core on
+an asyncio loop, and owns the clock.
+
+One ``loop.add_reader`` on the link's file descriptor and one ``loop.call_at``
+for the earliest deadline (the stack's, or a delaying link's). Each wake-up
+works in a batch: read the device until it is empty (EAGAIN), feed every
+packet to the core, let the connections' owners react (streams pull data and
+push writes), then write all output in one go and re-arm the timer.
+Application calls between wake-ups (``write``, ``close``...) only ``kick()``
+the driver, which runs one such service pass on the next loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.wire.errors import WireError
+from tcpstack.wire.packet import build_packet, parse_packet
+
+if TYPE_CHECKING:
+    from tcpstack.core.stack import Stack as CoreStack
+    from tcpstack.link.base import Link
+
+IPV4_VERSION = 4
+PROTO_TCP = 6
+
+
+class StackDriver:
+    """Runs one core ``Stack`` over one ``Link`` on the running asyncio loop.
+
+    ``watch(obj, callback)`` registers a callback for a connection or
+    listener; it runs whenever the core reports ``obj`` in ``take_changed()``.
+    ``pcap`` is anything with ``write(packet, ts)``; ``tracer`` gets the
+    runtime's own ``DROP`` events (malformed packets) like the core's.
+    """
+
+    def __init__(self, core: CoreStack, link: Link, local_addr: str, *,
+                 pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.core = core
+        self.link = link
+        self.local_addr = local_addr
+        self.pcap = pcap
+        self.tracer = tracer
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self._watchers: dict[Any, Callable[[], None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._kicked = False
+        self._reading = False
+        self._ident = 0
+        self._running = False
+        self._pollable = callable(getattr(link, "next_deadline", None))
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        fd = self.link.fileno()
+        if fd >= 0:
+            self._loop.add_reader(fd, self._on_readable)
+            self._reading = True
+        self._running = True
+        self._service()
+
+    def stop(self) -> None:
+        """Write what is queued, then stop reading and cancel the timer."""
+        if not self._running:
+            return
+        self._flush()
+        self._running = False
+        if self._reading and self._loop is not None:
+            self._loop.remove_reader(self.link.fileno())
+            self._reading = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def now(self) -> float:
+        return self.clock()
+
+    def watch(self, obj: Any, callback: Callable[[], None]) -> None:
+        self._watchers[obj] = callback
+
+    def unwatch(self, obj: Any) -> None:
+        self._watchers.pop(obj, None)
+
+    def kick(self) -> None:
+        """Schedule one service pass soon (coalesced per loop iteration)."""
+        if not self._kicked and self._running and self._loop is not None:
+            self._kicked = True
+            self._loop.call_soon(self._kicked_service)
+
+    # -- the service pass --------------------------------------------------
+
+    def _kicked_service(self) -> None:
+        self._kicked = False
+        if self._running:
+            self._service()
+
+    def _on_readable(self) -> None:
+        now = self.clock()
+        self._drain_link(now)
+        self._service()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        when = self._timer_when
+        self._timer_when = None
+        # asyncio may run a timer a hair early; never hand the core a time
+        # before the deadline it asked for, or it would ask again at once.
+        now = max(self.clock(), when or 0.0)
+        if self._pollable:
+            self.link.poll(now)  # type: ignore[attr-defined]
+            self._drain_link(now)
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.core.poll(now)
+        self._service()
+
+    def _service(self) -> None:
+        # Owners react to changes (pull received data, push pending writes,
+        # accept connections); what they do may change more, so repeat a
+        # bounded number of times before writing out the batch.
+        for _ in range(4):
+            changed = self.core.take_changed()
+            if not changed:
+                break
+            for obj in changed:
+                callback = self._watchers.get(obj)
+                if callback is not None:
+                    callback()
+        self._flush()
+        self._arm_timer()
+
+    def _drain_link(self, now: float) -> None:
+        recv = self.link.recv
+        while (packet := recv()) is not None:
+            self._input(packet, now)
+
+    def _input(self, packet: bytes, now: float) -> None:
+        self.counters["link_rx_packets"] += 1
+        if self.pcap is not None:
+            self.pcap.write(packet, time.time())
+        if not packet or packet[0] >> 4 != IPV4_VERSION:
+            self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
+            return
+        if len(packet) >= 20 and packet[9] != PROTO_TCP:
+            self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
+            return
+        try:
+            ip, seg = parse_packet(packet)
+        except WireError as exc:
+            self.counters[f"drop_{exc.reason}"] += 1
+            if self.tracer is not None:
+                self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
+            return
+        if ip.dst != self.local_addr:
+            self.counters["drop_not_for_us"] += 1
+            return
+        self.core.receive(ip.src, ip.dst, seg, now)
+
+    def _flush(self) -> None:
+        output = self.core.take_output()
+        if not output:
+            return
+        send = self.link.send
+        pcap = self.pcap
+        stamp = time.time() if pcap is not None else 0.0
+        for src, dst, seg in output:
+            self._ident = (self._ident + 1) & 0xFFFF
+            packet = build_packet(src, dst, seg, ident=self._ident)
+            if pcap is not None:
+                pcap.write(packet, stamp)
+            send(packet)
+        self.counters["link_tx_packets"] += len(output)
+
+    def _arm_timer(self) -> None:
+        if not self._running or self._loop is None:
+            return
+        deadline = self.core.next_deadline()
+        if self._pollable:
+            link_deadline = self.link.next_deadline()  # type: ignore[attr-defined]
+            if link_deadline is not None and (deadline is None or link_deadline < deadline):
+                deadline = link_deadline
+        if deadline == self._timer_when and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_when = deadline
+        if deadline is not None:
+            # loop.time() is time.monotonic(), the clock we hand the core.
+            self._timer = self._loop.call_at(deadline, self._on_timer)
