@@ -1,0 +1,61 @@
+"""Tunables of a stack (``StackConfig``) and of one connection (``ConnectionOptions``).
+
+Defaults follow Linux where RFCs leave a choice; every field says where it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """Per-connection options (the socket options of a kernel stack)."""
+
+    nodelay: bool = False                 # disable Nagle (RFC 896, RFC 1122 4.2.3.4)
+    # RFC 1122 4.2.3.6: off by default. (idle, interval, count) in seconds;
+    # Linux's values when enabled are (7200, 75, 9).
+    keepalive: tuple[float, float, int] | None = None
+    mss: int | None = None                # advertised MSS; None = MTU - 40 (RFC 9293 §3.7.1)
+    send_buffer: int = 256 * 1024
+    recv_buffer: int = 256 * 1024
+    cc: str = "cubic"                     # congestion control: "cubic" or "reno"
+    sack: bool = True                     # RFC 2018 SACK-permitted
+    timestamps: bool = True               # RFC 7323 timestamps (RTTM + PAWS)
+    window_scale: bool = True             # RFC 7323 window scaling
+
+
+LINUX_KEEPALIVE = (7200.0, 75.0, 9)
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Per-stack settings. ``isn_secret`` is the only source of unpredictability."""
+
+    isn_secret: bytes = b"tcpstack-default-secret!"
+    msl: float = 30.0                     # RFC 9293 §3.4.2; TIME-WAIT lasts 2*MSL (Linux: 60 s)
+    min_rto: float = 0.2                  # RFC 6298 §2.4 says 1 s; Linux uses 200 ms
+    max_rto: float = 120.0                # RFC 6298 §2.5 (>= 60 s); Linux TCP_RTO_MAX
+    initial_rto: float = 1.0              # RFC 6298 §2.1
+    mtu: int = 1500
+    tso_max: int = 0                      # >0: emit super-segments up to this many bytes
+    syn_retries: int = 6                  # Linux tcp_syn_retries
+    synack_retries: int = 5               # Linux tcp_synack_retries
+    retries2: int = 15                    # Linux tcp_retries2
+    fin_wait_2_timeout: float = 60.0      # Linux tcp_fin_timeout
+    challenge_ack_limit: int = 1000       # RFC 5961 §7, per second, stack-wide
+    ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
+    # RFC 1337: ignore RST in TIME-WAIT (TIME-WAIT assassination hazard).
+    # Linux's default (tcp_rfc1337=0) honours the RST like RFC 9293 §3.10.7.4.
+    rfc1337: bool = True
+    delayed_ack: float = 0.04             # Linux's minimum delack; RFC 1122 4.2.3.2: <= 0.5 s
+    max_ooo_segments: int = 256           # bound on distinct out-of-order ranges held
+
+    def __post_init__(self) -> None:
+        if not 0 < self.delayed_ack <= 0.2:
+            raise ValueError("delayed_ack must be in (0, 0.2] seconds (RFC 1122 4.2.3.2)")
+        if self.mtu < 68 + 40:
+            raise ValueError(f"mtu {self.mtu} is too small for TCP/IPv4")
+        lo, hi = self.ephemeral_ports
+        if not 0 < lo <= hi <= 65535:
+            raise ValueError(f"bad ephemeral port range {self.ephemeral_ports}")

@@ -1,0 +1,27 @@
+"""Connection errors the core reports (the ``ConnectionError`` family).
+
+Each is a subclass of the matching builtin, so application code can catch
+``ConnectionResetError`` etc. as it would with kernel sockets.
+"""
+
+from __future__ import annotations
+
+
+class TcpConnectionRefused(ConnectionRefusedError):
+    """RST in SYN-SENT (RFC 9293 §3.10.7.3)."""
+
+
+class TcpConnectionReset(ConnectionResetError):
+    """Acceptable RST in a synchronized state (RFC 9293 §3.10.7.4, second check)."""
+
+
+class TcpTimeout(TimeoutError, ConnectionError):
+    """Retransmissions, SYN retries, keepalive or zero-window probes gave up."""
+
+
+class TcpConnectionAborted(ConnectionAbortedError):
+    """The local application aborted the connection (RFC 9293 §3.10.5 ABORT)."""
+
+
+class TcpConnectionClosing(BrokenPipeError):
+    """SEND after CLOSE/shutdown (RFC 9293 §3.10.2: "connection closing")."""
