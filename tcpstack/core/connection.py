@@ -417,9 +417,14 @@ class Connection:
         self._stack._emit(self, seg, now)
 
     def _send_ack(self, now: float) -> None:
-        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (with SACK blocks when we hold holes)."""
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (with SACK blocks when we hold holes).
+
+        SND.NXT here is the highest sequence number sent (``snd_max``): after a
+        timeout ``snd_nxt`` is rewound for go-back-N, but an ACK must not look
+        like an old duplicate to the peer.
+        """
         sack = self._sack_blocks() if self._sack_ok and self._ooo else ()
-        self._emit(self._segment(self.snd_nxt, ACK, now, sack=sack), now)
+        self._emit(self._segment(self.snd_max, ACK, now, sack=sack), now)
 
     def _send_challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, rate-limited per stack (§7)."""
@@ -432,7 +437,7 @@ class Connection:
     def _send_rst_abort(self, now: float) -> None:
         """RFC 9293 §3.10.5: <SEQ=SND.NXT><CTL=RST> in the synchronized states."""
         if self.state in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._emit(TcpSegment(self.local[1], self.remote[1], int(self.snd_nxt), 0, RST,
+            self._emit(TcpSegment(self.local[1], self.remote[1], int(self.snd_max), 0, RST,
                                   0), now)
 
     def _syn_options(self, now: float, reply_to: TcpOptions | None) -> TcpOptions:
@@ -1212,7 +1217,7 @@ class Connection:
         self._ka_probes += 1
         self._trace_timer(TIMER_KEEPALIVE, now, f"probe {self._ka_probes}/{count}")
         # <SEQ=SND.NXT-1> with no data: outside the peer's window, so it ACKs.
-        self._emit(self._segment(self.snd_nxt - 1, ACK, now), now)
+        self._emit(self._segment(self.snd_max - 1, ACK, now), now)
         self._stack._count("keepalive_probes")
         self._t_keepalive = now + interval
 
