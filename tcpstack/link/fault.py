@@ -323,6 +323,12 @@ class FaultyLink:
         self._out: list[tuple[float, int, bytes]] = []
         self._in: list[tuple[float, int, bytes]] = []
         self._order = itertools.count()
+        # The latest time handed to poll(): a timer may fire a hair before the
+        # deadline by the clock, and what fell due by then must still come out.
+        self._polled = float("-inf")
+
+    def _now(self) -> float:
+        return max(self.clock(), self._polled)
 
     @classmethod
     def both_ways(cls, inner: Link, spec: FaultSpec, clock: Callable[[], float]) -> FaultyLink:
@@ -345,7 +351,7 @@ class FaultyLink:
         if self.egress is None:
             self.inner.send(packet)
             return
-        now = self.clock()
+        now = self._now()
         self.poll(now)  # what fell due first goes first
         for due, data in self.egress.process(packet, now):
             if due <= now:
@@ -356,7 +362,7 @@ class FaultyLink:
     def recv(self) -> bytes | None:
         if self.ingress is None:
             return self.inner.recv()
-        now = self.clock()
+        now = self._now()
         while (packet := self.inner.recv()) is not None:
             for due, data in self.ingress.process(packet, now):
                 heapq.heappush(self._in, (due, next(self._order), data))
@@ -370,7 +376,9 @@ class FaultyLink:
         return min(heads) if heads else None
 
     def poll(self, now: float) -> None:
-        """Send the held egress packets that are due by ``now``."""
+        """Send the held egress packets due by ``now``; ``recv()`` then returns the
+        ingress packets due by ``now`` even if the clock reads slightly earlier."""
+        self._polled = max(self._polled, now)
         out = self._out
         while out and out[0][0] <= now:
             self.inner.send(heapq.heappop(out)[2])

@@ -104,3 +104,18 @@ def test_both_ways_uses_independent_streams() -> None:
     received = drain(link)
     assert 50 < len(sent) < 150 and 50 < len(received) < 150
     assert sent != received
+
+
+def test_recv_after_poll_honours_the_polled_time() -> None:
+    """A timer may fire a hair before the deadline by the clock; poll(deadline)
+    must still release the packets due at the deadline."""
+    clock = Clock()
+    a, b = memory_pair()
+    link = FaultyLink(a, None, clock, ingress=FaultSpec(delay=0.01, seed=4))
+    b.send(b"in")
+    assert link.recv() is None
+    deadline = link.next_deadline()
+    assert deadline is not None
+    clock.now = deadline - 1e-6
+    link.poll(deadline)
+    assert link.recv() == b"in"
