@@ -72,3 +72,16 @@ def test_5_mb_each_way_with_loss_duplication_reordering_corruption(seed: int) ->
             assert conn.state in (State.TIME_WAIT, State.CLOSING, State.LAST_ACK,
                                   State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSED,
                                   State.FIN_WAIT_1)
+
+
+def test_bottleneck_with_a_short_queue_and_delay() -> None:
+    """A 10 Mbit/s link with 20 ms delay and a 30-packet queue: the sender must
+    back off on tail drops (queue overflow) and still deliver every byte."""
+    spec = FaultSpec(rate=10e6 / 8, delay=0.020, limit=30, seed=3)
+    sim, up, got_up, down, got_down = transfer_both_ways(3, 1_000_000, spec, timeout=600)
+    assert got_up == up and got_down == down
+    overflowed = sum(i.counters.overflowed for i in sim.faults.values())
+    assert overflowed > 0
+    # 1 MB each way through 10 Mbit/s needs at least 0.8 s of virtual time;
+    # bounded from above so a stalled sender shows up.
+    assert 0.8 < sim.now < 60
