@@ -74,6 +74,10 @@ def test_tcpdump_reads_what_we_write(tmp_path: Path, nanosecond: bool) -> None:
     assert "Flags [S.]" in lines[1]
     assert "length 18" in lines[3]
     assert "Flags [F.]" in lines[4]
+    verbose = subprocess.run([tcpdump, "-vvnr", str(path)], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    assert verbose.count("cksum") == verbose.count("(correct)") == 5   # TCP checksums
+    assert "bad cksum" not in verbose                                  # IPv4 header checksums
 
 
 def test_writer_on_an_open_file_leaves_it_open() -> None:
