@@ -13,6 +13,7 @@ from sim_helpers import (
     flag_names,
     is_pure_ack,
     make_sim,
+    options,
     state_path,
     state_times,
     wire,
@@ -151,3 +152,45 @@ def test_time_wait_re_acks_a_retransmitted_fin_and_restarts_2msl() -> None:
     assert closed_at == pytest.approx(re_ack.time + 2 * MSL, abs=0.01)
     first_time_wait = state_times(sim, client, State.TIME_WAIT)[0]
     assert closed_at > first_time_wait + 2 * MSL
+
+
+def test_fin_beyond_a_hole_waits_for_the_hole() -> None:
+    """A FIN that arrives before missing data is not processed until the data is
+    in: CLOSE-WAIT starts only when the retransmission fills the hole."""
+    sim, a, b = make_sim()
+    client, server = establish(sim, a, b, client=options(nodelay=True))
+    data = bytes(range(200)) * 20  # 4,000 bytes: three segments
+    lost = sim.drop(lambda p: p.src == A and len(p.segment.payload) > 0)
+    client.send(data, sim.now)
+    client.shutdown(sim.now)
+    got = bytearray()
+    sim.every_step(lambda now: got.extend(server.recv(1 << 20, now)))
+    sim.run_until(lambda: server.at_eof, timeout=30)
+    assert bytes(got) == data
+    retransmitted = [p for p in wire(sim, A) if p.segment.payload
+                     and p.segment.seq == lost.dropped[0].segment.seq]
+    assert len(retransmitted) == 2
+    fin = next(p for p in wire(sim, A) if carries_fin(p))
+    assert fin.arrivals and fin.arrivals[0] < retransmitted[1].arrivals[0]
+    close_wait_at = state_times(sim, server, State.CLOSE_WAIT)
+    assert close_wait_at == [retransmitted[1].arrivals[0]]
+
+
+def test_a_new_syn_reopens_a_time_wait_connection() -> None:
+    """RFC 9293 §3.10.7.4 / RFC 6191: a SYN for a 4-tuple in TIME-WAIT whose
+    sequence number is beyond the old connection's may open a new incarnation."""
+    sim, a, b = make_sim()
+    client, server = establish(sim, a, b)
+    server.close(sim.now)  # the server closes first and keeps the TIME-WAIT
+    sim.run_until(lambda: client.at_eof, timeout=5)
+    client.close(sim.now)
+    sim.run_until(lambda: client.state is State.CLOSED
+                  and state_path(sim, server)[-1] is State.TIME_WAIT, timeout=5)
+    sim.run_for(5.0)  # well inside 2 MSL
+    port = client.local[1]
+    again = a.connect(B, server.local[1], sim.now, local_port=port)
+    sim.run_until(lambda: again.state is State.ESTABLISHED, timeout=10)
+    syns = [p for p in wire(sim, A) if p.segment.flags == 0x02]
+    assert len(syns) == 2
+    assert (syns[1].segment.seq - syns[0].segment.seq) & 0xFFFFFFFF < 1 << 31  # higher ISN
+    assert syns[1].arrivals  # and it was taken, not answered with RST or an ACK
