@@ -7,7 +7,7 @@ jitter), both directions, simultaneously.
 
 from __future__ import annotations
 
-import hashlib
+import random
 
 import pytest
 from sim_helpers import A, B, establish, make_sim, pump
@@ -21,13 +21,8 @@ HOSTILE = FaultSpec(loss=0.05, dup=0.02, reorder=0.03, corrupt=0.01, delay=0.005
 
 
 def payload(size: int, label: str) -> bytes:
-    """Incompressible, position-dependent bytes (a shifted copy would not compare equal)."""
-    out = bytearray()
-    block = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{label}|{block}".encode()).digest()
-        block += 1
-    return bytes(out[:size])
+    """Incompressible, seeded bytes (a shifted or repeated copy would not compare equal)."""
+    return random.Random(label).randbytes(size)
 
 
 def transfer_both_ways(seed: int, size: int, spec: FaultSpec,
