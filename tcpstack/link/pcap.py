@@ -19,13 +19,17 @@ from types import TracebackType
 from typing import BinaryIO
 
 # Link types (https://www.tcpdump.org/linktypes.html)
+LINKTYPE_NULL = 0             # BSD loopback: address family in the writer's byte order
 LINKTYPE_ETHERNET = 1
+LINKTYPE_LOOP = 108           # OpenBSD loopback: address family in network byte order
 LINKTYPE_RAW = 101            # raw IP, version in the first nibble
 LINKTYPE_LINUX_SLL = 113      # Linux "cooked" capture v1 (tcpdump -i any)
 LINKTYPE_IPV4 = 228
 LINKTYPE_LINUX_SLL2 = 276     # Linux "cooked" capture v2
 SUPPORTED_LINKTYPES = {
+    LINKTYPE_NULL: "BSD loopback",
     LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_LOOP: "OpenBSD loopback",
     LINKTYPE_RAW: "raw IP",
     LINKTYPE_LINUX_SLL: "Linux cooked v1",
     LINKTYPE_IPV4: "raw IPv4",
@@ -40,6 +44,7 @@ DEFAULT_SNAPLEN = 262144
 _MAX_RECORD = 1 << 24         # larger "captured length" means a corrupt file
 
 ETHERTYPE_IPV4 = 0x0800
+AF_INET = 2                   # the same on every BSD and Linux
 _VLAN_ETHERTYPES = (0x8100, 0x88A8, 0x9100)   # 802.1Q, 802.1ad (QinQ), old QinQ
 
 _FILE_HEADER = struct.Struct("IHHiIII")       # byte order prefixed when used
@@ -156,6 +161,19 @@ def _ipv4_from_sll2(frame: bytes) -> bytes | None:
     return frame[20:]
 
 
+def _ipv4_from_null(frame: bytes) -> bytes | None:
+    if len(frame) < 4 or AF_INET not in (int.from_bytes(frame[:4], "little"),
+                                          int.from_bytes(frame[:4], "big")):
+        return None
+    return frame[4:]
+
+
+def _ipv4_from_loop(frame: bytes) -> bytes | None:
+    if len(frame) < 4 or int.from_bytes(frame[:4], "big") != AF_INET:
+        return None
+    return frame[4:]
+
+
 def _ipv4_from_raw(frame: bytes) -> bytes | None:
     return frame if frame and frame[0] >> 4 == 4 else None
 
@@ -165,6 +183,8 @@ def _ipv4_as_is(frame: bytes) -> bytes | None:
 
 
 _DECAPSULATE = {
+    LINKTYPE_NULL: _ipv4_from_null,
+    LINKTYPE_LOOP: _ipv4_from_loop,
     LINKTYPE_ETHERNET: _ipv4_from_ethernet,
     LINKTYPE_RAW: _ipv4_from_raw,
     LINKTYPE_LINUX_SLL: _ipv4_from_sll,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1Q, Ether
+from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1Q, Ether, Loopback
 from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap
 
@@ -146,6 +146,16 @@ def test_linux_cooked_captures_from_scapy(tmp_path: Path, layer: type, linktype:
     wrpcap(str(path), [layer(proto=0x0800) / tcp_packet, layer(proto=0x86DD) / IPv6()])
     records = list(read_pcap(path))
     assert [(r.linktype, r.data) for r in records] == [(linktype, bytes(tcp_packet))]
+
+
+def test_bsd_loopback_captures(tmp_path: Path) -> None:
+    path = tmp_path / "lo0.pcap"
+    tcp_packet = bytes(IP(src=A, dst=B) / TCP(sport=1, dport=2, flags="A"))
+    wrpcap(str(path), [Loopback(type=2) / Raw(tcp_packet), Loopback(type=24) / IPv6()])
+    assert [(r.linktype, r.data) for r in read_pcap(path)] == [(0, tcp_packet)]
+    loop = big_endian_pcap(0xA1B2C3D4, 108, [(1, 0, b"\0\0\0\x02" + tcp_packet),
+                                             (1, 0, b"\0\0\0\x18" + bytes(IPv6()))])
+    assert [r.data for r in read_pcap(io.BytesIO(loop))] == [tcp_packet]
 
 
 def one_line_error(data: bytes, tmp_path: Path) -> str:
