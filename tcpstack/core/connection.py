@@ -378,7 +378,7 @@ class Connection:
         if self._closed:
             free = 0
         # Move the edge only by a worthwhile amount, else keep it where it is.
-        win = free if free - adv_now >= min(self._rcv_cap >> 1, self._adv_mss) else adv_now
+        win = free if free - adv_now >= min(self._rcv_cap >> 1, self._rcv_mss) else adv_now
         ws = self._rcv_wscale if self._ws_ok else 0
         # Round up so the right edge never moves left through the scaling.
         field = (win + (1 << ws) - 1) >> ws
@@ -926,6 +926,7 @@ class Connection:
             self._stack._changed.add(self)       # writable
         self.rtt.reset_backoff()
         self._dupacks = 0
+        self.cc.on_ack(acked, now, self.rtt.srtt, self._in_recovery)
         if self._in_recovery:
             if ack >= self._recover:
                 # RFC 6582 §3.2 step 5: full acknowledgment, leave recovery.
@@ -936,7 +937,6 @@ class Connection:
                 # Step 4 partial acknowledgment: retransmit the next hole, deflate.
                 self._inflate = max(0, self._inflate - acked) + self.mss
                 self._retransmit_head(now)
-        self.cc.on_ack(acked, now, self.rtt.srtt, self._in_recovery)
         if self.snd_una == self.snd_max:
             self._t_rtx = None                   # RFC 6298 §5.2
         else:
@@ -1014,8 +1014,8 @@ class Connection:
                         else:
                             self._drop(seg, "ooo-queue-full", now)
                         self._ack_now = True        # RFC 5681 §4.2: immediate dup ACK
-                elif d > 0 or end < n:
-                    self._ack_now = True
+                if d > 0 or end < n:
+                    self._ack_now = True            # out of order or beyond the window
             if fin_off is not None:
                 if fin_off == self._rcv_off:
                     self._on_fin(now)
@@ -1086,7 +1086,7 @@ class Connection:
         adv_now = _sdist(self._rcv_adv, self.rcv_nxt)
         free = self._rcv_cap - len(self._rcvbuf)
         growth = free - adv_now
-        if growth >= min(self._rcv_cap >> 1, self._adv_mss) and free >= 2 * adv_now:
+        if growth >= min(self._rcv_cap >> 1, self._rcv_mss) and free >= 2 * adv_now:
             self._stack._count("window_updates_sent")
             self._send_ack(now)
 

@@ -25,9 +25,10 @@ LOCAL_PORT = 80
 REMOTE_PORT = 49152
 REMOTE_ISS = 10_000
 MSS = 536            # no MSS option from the peer -> RFC 9293 default
+RTT = 0.1            # the handshake takes this long: SRTT 0.1, RTO 0.3 afterwards
 
 __all__ = ["ACK", "FIN", "LOCAL", "LOCAL_PORT", "MSS", "REMOTE", "REMOTE_ISS", "REMOTE_PORT",
-           "RST", "SYN", "Harness", "State", "TcpOptions", "TcpSegment"]
+           "RST", "RTT", "SYN", "Harness", "State", "TcpOptions", "TcpSegment"]
 
 
 def default_config(**kw) -> StackConfig:
@@ -142,7 +143,7 @@ class Harness:
 
     def open_established(self, syn_options: TcpOptions | None = None) -> Connection:
         conn = self.open_syn_received(syn_options)
-        self.deliver()                             # the third step
+        self.deliver(t=self.now + RTT)             # the third step, one RTT later
         self.expect_nothing()
         assert conn.state is State.ESTABLISHED
         assert self.listener.accept() is conn
@@ -157,7 +158,7 @@ class Harness:
 
     def open_established_active(self) -> Connection:
         conn = self.open_syn_sent()
-        self.deliver(flags=SYN | ACK, ack=int(conn.iss) + 1)
+        self.deliver(flags=SYN | ACK, ack=int(conn.iss) + 1, t=self.now + RTT)
         self.expect_tx(flags=ACK, seq=int(conn.iss) + 1, ack=REMOTE_ISS + 1)
         assert conn.state is State.ESTABLISHED
         return conn

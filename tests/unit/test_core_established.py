@@ -1,0 +1,352 @@
+"""ESTABLISHED: data, ACK policy, windows, RST/SYN validation, retransmission, recovery."""
+
+from __future__ import annotations
+
+import pytest
+from core_helpers import (
+    ACK,
+    FIN,
+    MSS,
+    REMOTE_ISS,
+    RST,
+    SYN,
+    Harness,
+    State,
+    TcpOptions,
+    default_config,
+)
+
+from tcpstack.core.config import ConnectionOptions
+
+PSH = 0x08
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+def conn(h):
+    return h.open_established()
+
+
+# -- receiving ---------------------------------------------------------------
+def test_in_order_data_is_readable_and_ack_is_delayed(h, conn):
+    h.deliver(payload=b"x" * 100)
+    h.expect_nothing()
+    assert conn.recv_available() == 100 and conn in h.stack.take_changed()
+    assert conn.timers()["delayed-ack"] == pytest.approx(h.now + 0.04)
+    h.advance(0.04)
+    h.expect_tx(flags=ACK, ack=REMOTE_ISS + 1 + 100)
+    assert "delayed-ack" in h.timers_fired()
+
+
+def test_every_second_full_segment_is_acked_at_once(h, conn):
+    h.deliver(payload=b"a" * MSS)
+    h.expect_nothing()
+    h.deliver(payload=b"b" * MSS)
+    h.expect_tx(flags=ACK, ack=REMOTE_ISS + 1 + 2 * MSS)
+    assert "delayed-ack" not in conn.timers()
+
+
+def test_out_of_order_data_is_acked_at_once_and_hole_fill_too(h, conn):
+    base = int(h.peer_nxt)
+    h.deliver(seq=base + 100, payload=b"B" * 100, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base)               # duplicate ACK for the hole
+    assert conn.recv_available() == 0
+    h.deliver(seq=base, payload=b"A" * 100, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base + 200)         # hole filled: immediate
+    assert conn.recv(1000, h.now) == b"A" * 100 + b"B" * 100
+
+
+def test_sack_blocks_describe_out_of_order_data():
+    h = Harness(options=ConnectionOptions(timestamps=False, window_scale=False))
+    conn = h.open_established(TcpOptions(sack_permitted=True))
+    base = int(h.peer_nxt)
+    h.deliver(seq=base + 1000, payload=b"z" * 100, advance_peer=False)
+    ack = h.expect_tx(flags=ACK, ack=base)
+    assert ack.options.sack_blocks == ((base + 1000, base + 1100),)
+    h.deliver(seq=base + 500, payload=b"y" * 100, advance_peer=False)
+    ack = h.expect_tx(flags=ACK, ack=base)
+    assert ack.options.sack_blocks == ((base + 500, base + 600), (base + 1000, base + 1100))
+    assert conn.info()["ooo_bytes"] == 200
+
+
+def test_fin_beyond_a_hole_waits_for_the_hole(h, conn):
+    base = int(h.peer_nxt)
+    h.deliver(seq=base + 10, payload=b"t" * 10, flags=FIN | ACK, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base)
+    assert conn.state is State.ESTABLISHED
+    h.deliver(seq=base, payload=b"h" * 10, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base + 21)
+    assert conn.state is State.CLOSE_WAIT
+    assert conn.recv(100, h.now) == b"h" * 10 + b"t" * 10 and conn.at_eof
+
+
+def test_overlapping_retransmission_is_trimmed(h, conn):
+    h.deliver(payload=b"abcdef")
+    h.deliver(seq=REMOTE_ISS + 1 + 3, payload=b"defghi", advance_peer=False)
+    assert conn.recv(100, h.now) == b"abcdefghi"
+
+
+def test_unacceptable_segment_gets_ack_and_is_dropped(h, conn):
+    h.deliver(seq=REMOTE_ISS - 5000, payload=b"old", advance_peer=False)
+    h.expect_tx(flags=ACK, seq=int(conn.snd_nxt), ack=int(h.peer_nxt))
+    assert conn.recv_available() == 0
+    assert "unacceptable-seq" in h.drops()
+
+
+def test_peer_keepalive_probe_is_answered(h, conn):
+    h.deliver(seq=int(h.peer_nxt) - 1, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=int(h.peer_nxt))
+
+
+def test_data_beyond_window_is_trimmed():
+    h = Harness(options=ConnectionOptions(recv_buffer=1000, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    h.deliver(payload=b"w" * 1500, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=REMOTE_ISS + 1 + 1000, window=0)
+    assert conn.recv_available() == 1000
+
+
+def test_receiver_sws_avoidance_and_window_update_after_read():
+    h = Harness(options=ConnectionOptions(recv_buffer=4 * MSS, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    h.deliver(payload=b"a" * (4 * MSS))
+    h.expect_tx(flags=ACK, window=0)
+    conn.recv(100, h.now)                 # 100 bytes free: too small to announce
+    h.expect_nothing()
+    conn.recv(MSS, h.now)                 # now >= min(buffer/2, MSS): window update
+    h.expect_tx(flags=ACK, window=MSS + 100)
+
+
+# -- sending -----------------------------------------------------------------
+def test_send_segments_at_mss_and_nagle_holds_the_tail(h, conn):
+    assert conn.send(b"q" * (2 * MSS + 10), h.now) == 2 * MSS + 10
+    out = h.tx()
+    assert [len(s.payload) for s in out] == [MSS, MSS]   # the 10-byte tail waits (Nagle)
+    h.deliver(ack=int(conn.snd_una) + 2 * MSS)
+    h.expect_tx(payload=b"q" * 10, flags=ACK | PSH)
+
+
+def test_nodelay_sends_small_segments_immediately():
+    h = Harness(options=ConnectionOptions(nodelay=True, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    conn.send(b"1", h.now)
+    conn.send(b"2", h.now)
+    assert [s.payload for s in h.tx()] == [b"1", b"2"]
+
+
+def test_send_buffer_is_bounded():
+    h = Harness(options=ConnectionOptions(send_buffer=1000, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    assert conn.send(b"x" * 5000, h.now) == 1000
+    assert conn.send_space() == 0
+    h.tx()
+    h.deliver(ack=int(conn.snd_una) + 536)
+    assert conn.send_space() == 536
+
+
+def test_sender_respects_peer_window(h, conn):
+    h.deliver(window=2 * MSS)
+    conn.send(b"x" * 5000, h.now)
+    out = h.tx()
+    assert sum(len(s.payload) for s in out) == 2 * MSS
+
+
+def test_sender_sws_avoidance_waits_for_a_worthwhile_window(h, conn):
+    h.deliver(window=MSS + 100)
+    conn.send(b"x" * 5000, h.now)
+    assert [len(s.payload) for s in h.tx()] == [MSS]   # 100 bytes < MSS and < max window/2
+    h.deliver(ack=int(conn.snd_nxt), window=2 * MSS)
+    assert [len(s.payload) for s in h.tx()] == [MSS, MSS]
+
+
+def test_ack_of_unsent_data_is_answered_and_ignored(h, conn):
+    conn.send(b"hello", h.now)
+    h.tx()
+    h.deliver(ack=int(conn.snd_nxt) + 100)
+    h.expect_tx(flags=ACK)
+    assert conn.snd_una == conn.iss + 1
+    assert "ack-of-unsent-data" in h.drops()
+
+
+def test_duplicate_old_ack_is_ignored(h, conn):
+    conn.send(b"x" * 100, h.now)
+    h.tx()
+    h.deliver(ack=int(conn.snd_nxt))
+    h.deliver(ack=int(conn.snd_nxt) - 100)
+    h.expect_nothing()
+    assert conn.snd_una == conn.snd_nxt
+
+
+# -- retransmission (RFC 6298) ------------------------------------------------
+def test_retransmission_backoff_karn_and_give_up():
+    h = Harness(default_config(retries2=3))
+    conn = h.open_established()
+    conn.send(b"data", h.now)
+    first = h.expect_tx(payload=b"data")
+    t0 = h.now
+    rto = conn.rtt.rto
+    assert rto == pytest.approx(0.3)                # SRTT 0.1 + 4 * RTTVAR 0.05
+    times = []
+    for _ in range(3):
+        times.append(h.fire_next() - t0)
+        h.expect_tx(payload=b"data", seq=first.seq)
+    assert times == pytest.approx([rto, 3 * rto, 7 * rto])  # doubled each time
+    h.fire_next()
+    h.expect_tx(flags=RST, seq=int(conn.snd_max))
+    assert conn.state is State.CLOSED and isinstance(conn.error, TimeoutError)
+    with pytest.raises(TimeoutError):
+        conn.send(b"more", h.now)
+
+
+def test_rtt_sample_sets_rto_and_karn_skips_retransmitted(h, conn):
+    conn.send(b"a" * 10, h.now)
+    h.tx()
+    h.deliver(ack=int(conn.snd_nxt), t=h.now + 0.1)
+    assert conn.rtt.srtt == pytest.approx(0.1)
+    assert conn.rtt.rto == pytest.approx(0.1 + 4 * 0.0375)
+    conn.send(b"b" * 10, h.now)
+    h.tx()
+    h.fire_next()                                     # timeout -> retransmission
+    h.tx()
+    h.deliver(ack=int(conn.snd_max), t=h.now + 5.0)   # ambiguous: no sample (Karn)
+    assert conn.rtt.srtt == pytest.approx(0.1)
+
+
+def test_timestamps_give_rtt_samples_and_paws_drops_old_segments():
+    h = Harness(options=ConnectionOptions(sack=False, window_scale=False))
+    conn = h.open_established(TcpOptions(timestamps=(100, 0)))
+    assert conn.info()["timestamps"]
+    conn.send(b"z" * 10, h.now)
+    out = h.expect_tx()
+    echo = TcpOptions(timestamps=(200, out.options.timestamps[0]))
+    h.deliver(ack=int(conn.snd_nxt), options=echo, t=h.now + 0.2)
+    assert conn.rtt.srtt == pytest.approx(0.1 * 7 / 8 + 0.2 / 8, abs=0.002)
+    # PAWS: an older TSval is dropped with an ACK.
+    h.deliver(payload=b"old", options=TcpOptions(timestamps=(150, 0)), advance_peer=False)
+    h.expect_tx(flags=ACK)
+    assert "paws" in h.drops() and conn.recv_available() == 0
+
+
+def test_fast_retransmit_on_three_duplicate_acks_and_newreno_recovery():
+    h = Harness(options=ConnectionOptions(cc="reno", nodelay=True, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    conn.send(b"d" * (8 * MSS), h.now)
+    out = h.tx()
+    assert len(out) == 8
+    una = int(conn.snd_una)
+    for _ in range(2):
+        h.deliver(ack=una)
+    h.expect_nothing()
+    h.deliver(ack=una)
+    h.expect_tx(seq=una, payload=out[0].payload)     # fast retransmit
+    assert conn.cc.ssthresh == 4 * MSS and h.stack.counters["fast_retransmits"] == 1
+    h.deliver(ack=una + 3 * MSS)                      # partial ACK: next hole at once
+    h.expect_tx(seq=una + 3 * MSS)
+    h.deliver(ack=una + 8 * MSS)                      # full ACK ends recovery
+    assert conn.cc.cwnd == conn.cc.ssthresh
+
+
+# -- RST and SYN validation (RFC 5961) ---------------------------------------
+def test_rst_exactly_at_rcv_nxt_resets(h, conn):
+    h.deliver(flags=RST, ack=0)
+    assert conn.state is State.CLOSED and isinstance(conn.error, ConnectionResetError)
+    with pytest.raises(ConnectionResetError):
+        conn.recv(10, h.now)
+
+
+def test_rst_in_window_not_exact_gets_challenge_ack(h, conn):
+    h.deliver(flags=RST, seq=int(h.peer_nxt) + 10, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=int(h.peer_nxt))
+    assert conn.state is State.ESTABLISHED
+    assert h.stack.counters["challenge_acks"] == 1
+
+
+def test_rst_outside_window_is_silently_dropped(h, conn):
+    h.deliver(flags=RST, seq=int(h.peer_nxt) + 10_000_000, advance_peer=False)
+    h.expect_nothing()
+    assert conn.state is State.ESTABLISHED
+
+
+def test_syn_in_established_gets_challenge_ack(h, conn):
+    h.deliver(flags=SYN, seq=int(h.peer_nxt) + 5, ack=0, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=int(h.peer_nxt))
+    assert conn.state is State.ESTABLISHED
+
+
+def test_challenge_acks_are_rate_limited():
+    h = Harness(default_config(challenge_ack_limit=2))
+    conn = h.open_established()
+    for i in range(5):
+        h.deliver(flags=RST, seq=int(h.peer_nxt) + 1 + i, advance_peer=False)
+    assert len(h.tx()) == 2
+    assert h.stack.counters["challenge_acks_rate_limited"] == 3
+    h.advance(1.0)
+    h.deliver(flags=RST, seq=int(h.peer_nxt) + 1, advance_peer=False)
+    assert len(h.tx()) == 1
+    assert conn.state is State.ESTABLISHED
+
+
+def test_segment_without_ack_is_dropped(h, conn):
+    h.deliver(flags=0, payload=b"noack", advance_peer=False)
+    h.expect_nothing()
+    assert conn.recv_available() == 0
+
+
+def test_abort_sends_rst(h, conn):
+    conn.abort(h.now)
+    h.expect_tx(flags=RST, seq=int(conn.snd_nxt))
+    assert conn.state is State.CLOSED and isinstance(conn.error, ConnectionAbortedError)
+
+
+def test_close_with_unread_data_resets(h, conn):
+    h.deliver(payload=b"unread")
+    h.tx()
+    conn.close(h.now)
+    h.expect_tx(flags=RST)
+    assert conn.state is State.CLOSED
+
+
+# -- zero window and persist (RFC 1122 4.2.2.17) -----------------------------
+def test_zero_window_probes_back_off_and_never_give_up_while_acked():
+    h = Harness(default_config(retries2=3))
+    conn = h.open_established()
+    h.deliver(window=0)
+    conn.send(b"p" * 100, h.now)
+    h.expect_nothing()
+    t0 = h.now
+    rto = conn.rtt.rto
+    intervals = []
+    for _ in range(10):                      # far more probes than retries2
+        t = h.fire_next()
+        probe = h.expect_tx(flags=ACK, seq=int(conn.snd_una) - 1, payload=b"")
+        assert probe is not None
+        intervals.append(t - t0)
+        t0 = t
+        h.deliver(window=0)                   # the peer answers: still zero
+    assert intervals[:4] == pytest.approx([rto, 2 * rto, 4 * rto, 8 * rto])
+    assert conn.state is State.ESTABLISHED
+    h.deliver(window=1000)                    # window opens: data flows
+    h.expect_tx(payload=b"p" * 100)
+    assert "persist" not in conn.timers()
+
+
+def test_zero_window_gives_up_when_probes_go_unanswered():
+    h = Harness(default_config(retries2=2))
+    conn = h.open_established()
+    h.deliver(window=0)
+    conn.send(b"p", h.now)
+    for _ in range(2):
+        h.fire_next()
+        h.expect_tx(seq=int(conn.snd_una) - 1)
+    h.fire_next()
+    h.expect_tx(flags=RST)
+    assert isinstance(conn.error, TimeoutError)
