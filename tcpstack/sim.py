@@ -27,6 +27,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tcpstack.core.config import StackConfig
 from tcpstack.core.events import TraceEvent
@@ -35,6 +36,9 @@ from tcpstack.link.fault import FaultInjector, FaultSpec
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.packet import build_packet, parse_packet
 from tcpstack.wire.tcp import TcpSegment
+
+if TYPE_CHECKING:
+    from tcpstack.ladder.build import WireSegment
 
 # Steps allowed without the clock moving before the simulator calls it a livelock
 # (a deadline that never clears, or two stacks answering each other forever).
@@ -248,6 +252,22 @@ class Simulator:
     def run_until_idle(self, timeout: float) -> None:
         """Run until no packet is in flight and no deadline is left (or ``timeout`` passes)."""
         self.run_until(lambda: self.next_event_time() is None, timeout)
+
+    def wire_segments(self) -> list[WireSegment]:
+        """``sim.packets`` as the ladder renderer's ``WireSegment``s (``ladder_from_trace(
+        sim.events, wire=sim.wire_segments())``): lost and injected segments included."""
+        from tcpstack.ladder.build import WireSegment
+
+        out = []
+        for p in self.packets:
+            seg = p.segment
+            note = ("injected" if p.injected else
+                    "corrupted" if p.corrupted and not p.arrivals else
+                    "duplicated" if p.duplicated else "")
+            out.append(WireSegment(p.time, (p.src, seg.src_port), (p.dst, seg.dst_port), seg,
+                                   dropped=p.dropped or (not p.arrivals and p.corrupted > 0),
+                                   note=note))
+        return out
 
     def tail(self, count: int = _TAIL_EVENTS) -> str:
         """The latest trace events as text, for failure messages."""

@@ -97,3 +97,18 @@ def test_address_and_route_checks() -> None:
     sim.inject(A, "10.9.9.9", TcpSegment(1, 2, 3, 4, ACK, 5))
     sim.run_for(1)
     assert sim.counters["no_route"] == 1
+
+
+def test_wire_segments_feed_the_ladder_renderer() -> None:
+    from tcpstack.ladder.build import ladder_from_trace
+    from tcpstack.ladder.text import render_text
+
+    sim, a, b = make_sim()
+    sim.drop(lambda p: p.src == B and p.segment.flags == (0x02 | ACK))  # lose the SYN-ACK
+    client, _ = establish(sim, a, b)
+    segments = sim.wire_segments()
+    assert [w.dropped for w in segments[:2]] == [False, True]
+    assert segments[0].src == client.local and segments[0].dst == client.remote
+    text = render_text(ladder_from_trace(sim.events, wire=segments), width=100)
+    assert "SYN-SENT" in text and "ESTABLISHED" in text
+    assert "X" in text  # the lost SYN-ACK is drawn as lost
