@@ -16,7 +16,7 @@ from conftest import VmNetwork
 from pcapcheck import Capture, check_handshake_and_close, connection_segments, read_tcp_segments
 from vmpeer import SINK_PORT, SOURCE_PORT, pattern, sha256_hex
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.slow]  # boots a VM (~5 s) per module
 SIZE = 5_000_000
 
 
