@@ -1,0 +1,153 @@
+"""Build a ``Ladder`` from trace events (exact) or from captured segments (inferred).
+
+``ladder_from_trace`` takes the ``TraceEvent``s of one or more tcpstack
+stacks: a traced endpoint's states and timers are exact; every endpoint
+that appears only as a peer gets inferred states. ``ladder_from_segments``
+takes segments seen on a wire (a pcap) and infers every state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.ladder.infer import annotate_segments, infer_states
+from tcpstack.ladder.model import Ladder, Lifeline, NoteItem, SegmentItem, StateItem, TimerItem
+from tcpstack.wire.tcp import ACK, SYN, TcpSegment
+
+Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WireSegment:
+    """A segment seen on a wire: when, from where to where, and whether it arrived."""
+
+    time: float
+    src: Endpoint
+    dst: Endpoint
+    segment: TcpSegment
+    dropped: bool = False
+    note: str = ""
+
+
+def _order_endpoints(segments: list[WireSegment], roles: dict[Endpoint, str]) -> list[Endpoint]:
+    """Left to right: the first SYN's sender (the client), then its peer, then others."""
+    order: list[Endpoint] = []
+    first_syn = next((w for w in segments
+                      if w.segment.flags & SYN and not w.segment.flags & ACK), None)
+    if first_syn is not None:
+        order += [first_syn.src, first_syn.dst]
+    for w in segments:
+        for ep in (w.src, w.dst):
+            if ep not in order:
+                order.append(ep)
+    for ep in roles:
+        if ep not in order:
+            order.append(ep)
+    return order
+
+
+def ladder_from_segments(segments: Iterable[WireSegment], *,
+                         roles: dict[Endpoint, str] | None = None,
+                         order: list[Endpoint] | None = None,
+                         title: str = "", explanation: str = "") -> Ladder:
+    """A ladder of captured segments; every endpoint's states are inferred."""
+    segs = sorted(segments, key=lambda w: w.time)
+    roles = roles or {}
+    endpoints = order or _order_endpoints(segs, roles)
+    for w in segs:
+        for ep in (w.src, w.dst):
+            if ep not in endpoints:
+                endpoints.append(ep)
+    index = {ep: i for i, ep in enumerate(endpoints)}
+    ladder = Ladder([Lifeline(a, p, roles.get((a, p), "")) for a, p in endpoints],
+                    title=title, explanation=explanation)
+    for w in segs:
+        ladder.add(SegmentItem(w.time, index[w.src], index[w.dst], w.segment, w.dropped,
+                               w.note))
+    annotate_segments(ladder)
+    infer_states(ladder, set(range(len(endpoints))))
+    return ladder
+
+
+def ladder_from_trace(events: Iterable[TraceEvent], *,
+                      wire: Iterable[WireSegment] | None = None,
+                      roles: dict[Endpoint, str] | None = None,
+                      order: list[Endpoint] | None = None,
+                      title: str = "", explanation: str = "") -> Ladder:
+    """A ladder from tcpstack trace events, states and timers exact.
+
+    Without ``wire``, segments come from the events: a segment is taken from
+    its sender's SEGMENT_OUT when the sender is traced, else from the
+    receiver's SEGMENT_IN. With ``wire`` (e.g. the simulator's packet
+    records), that list is authoritative -- it knows which segments were
+    lost and which were injected: each is drawn where its sender's
+    SEGMENT_OUT happened, or by time when no traced stack sent it.
+    Endpoints no stack traced get inferred states.
+    """
+    evs = list(events)
+    roles = roles or {}
+    traced = {e.local for e in evs if e.local is not None}
+    pending: dict[tuple[Endpoint, Endpoint, TcpSegment], deque[WireSegment]] = {}
+    loose: list[WireSegment] = []
+    if wire is not None:
+        for w in wire:
+            if w.src in traced:
+                pending.setdefault((w.src, w.dst, w.segment), deque()).append(w)
+            else:
+                loose.append(w)
+    sequence: list[WireSegment | TraceEvent] = []
+    for e in evs:
+        if e.kind in (EventKind.SEGMENT_OUT, EventKind.SEGMENT_IN):
+            if e.segment is None or not e.local or not e.remote:
+                continue
+            if wire is not None:
+                if e.kind is EventKind.SEGMENT_OUT:
+                    queue = pending.get((e.local, e.remote, e.segment))
+                    if queue:
+                        sequence.append(queue.popleft())
+            elif e.kind is EventKind.SEGMENT_OUT:
+                sequence.append(WireSegment(e.time, e.local, e.remote, e.segment))
+            elif e.remote not in traced:
+                sequence.append(WireSegment(e.time, e.remote, e.local, e.segment))
+        elif e.local and (e.kind is not EventKind.STATE or e.new_state is not None):
+            sequence.append(e)
+    # Segments no traced SEGMENT_OUT accounts for go in by time.
+    loose += [w for queue in pending.values() for w in queue]
+    for w in sorted(loose, key=lambda w: w.time):
+        at = len(sequence)
+        while at > 0 and sequence[at - 1].time > w.time:
+            at -= 1
+        sequence.insert(at, w)
+    segs = [x for x in sequence if isinstance(x, WireSegment)]
+    endpoints = list(order) if order else _order_endpoints(segs, roles)
+    for e in evs:
+        if e.local and e.local not in endpoints:
+            endpoints.append(e.local)
+    for w in segs:
+        for ep in (w.src, w.dst):
+            if ep not in endpoints:
+                endpoints.append(ep)
+    index = {ep: i for i, ep in enumerate(endpoints)}
+    ladder = Ladder([Lifeline(a, p, roles.get((a, p), "")) for a, p in endpoints],
+                    title=title, explanation=explanation)
+    for thing in sequence:
+        if isinstance(thing, WireSegment):
+            ladder.add(SegmentItem(thing.time, index[thing.src], index[thing.dst],
+                                   thing.segment, thing.dropped, thing.note))
+            continue
+        who = index[thing.local]  # type: ignore[index]
+        if thing.kind is EventKind.STATE:
+            assert thing.new_state is not None
+            ladder.add(StateItem(thing.time, who, thing.new_state, thing.old_state))
+        elif thing.kind is EventKind.TIMER:
+            ladder.add(TimerItem(thing.time, who, thing.timer or "", thing.reason))
+        elif thing.kind is EventKind.DROP:
+            ladder.add(NoteItem(thing.time, f"discarded: {thing.reason}", who))
+    annotate_segments(ladder)
+    untraced = {i for i, ep in enumerate(endpoints) if ep not in traced}
+    if untraced:
+        infer_states(ladder, untraced)
+    return ladder

@@ -1,0 +1,114 @@
+"""``tcpstack ladder FILE.pcap``: capture reading, connection choice, errors."""
+
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from tcpstack.cli import main
+from tcpstack.core.state import State
+from tcpstack.errors import UsageError, UserError
+from tcpstack.ladder.build import ladder_from_segments
+from tcpstack.ladder.capture import read_capture, select_connection
+
+A, B = "192.0.2.1", "192.0.2.2"
+
+
+def exchange(sport: int, dport: int = 80):
+    """A handshake, one request and an abrupt RST, as scapy packets."""
+    return [
+        IP(src=A, dst=B) / TCP(sport=sport, dport=dport, flags="S", seq=1000,
+                               options=[("MSS", 1460), ("SAckOK", b"")]),
+        IP(src=B, dst=A) / TCP(sport=dport, dport=sport, flags="SA", seq=7000, ack=1001,
+                               options=[("MSS", 1400), ("WScale", 7)]),
+        IP(src=A, dst=B) / TCP(sport=sport, dport=dport, flags="A", seq=1001, ack=7001),
+        IP(src=A, dst=B) / TCP(sport=sport, dport=dport, flags="PA", seq=1001, ack=7001)
+        / b"GET /",
+        IP(src=B, dst=A) / TCP(sport=dport, dport=sport, flags="R", seq=7001),
+    ]
+
+
+@pytest.fixture
+def raw_pcap(tmp_path):
+    path = tmp_path / "raw.pcap"
+    pkts = exchange(5555)
+    for i, p in enumerate(pkts):
+        p.time = 100 + i * 0.01
+    wrpcap(str(path), pkts, linktype=101)
+    return str(path)
+
+
+@pytest.fixture
+def ether_pcap(tmp_path):
+    path = tmp_path / "eth.pcap"
+    mac = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+    pkts = [Ether(**mac) / p for p in exchange(5555) + exchange(6666)]
+    for i, p in enumerate(pkts):
+        p.time = 200 + i * 0.01
+    wrpcap(str(path), pkts)
+    return str(path)
+
+
+def test_raw_ipv4_capture(raw_pcap):
+    cap = read_capture(raw_pcap)
+    assert cap.frames == 5 and cap.skipped == 0
+    (conn,) = cap.connections
+    ladder = ladder_from_segments(conn.segments)
+    assert ladder.states(0) == [State.CLOSED, State.SYN_SENT, State.ESTABLISHED, State.CLOSED]
+    assert ladder.states(1) == [State.LISTEN, State.SYN_RECEIVED, State.ESTABLISHED,
+                                State.CLOSED]
+    assert ladder.segments[1].segment.options.wscale == 7
+
+
+def test_ethernet_capture_with_two_connections(ether_pcap):
+    cap = read_capture(ether_pcap)
+    assert [c.name for c in cap.connections] == [f"{A}:5555-{B}:80", f"{A}:6666-{B}:80"]
+    with pytest.raises(UsageError):
+        select_connection(cap, None)
+    assert select_connection(cap, "2").a == (A, 6666)
+    assert select_connection(cap, f"{B}:80-{A}:6666").a == (A, 6666)
+    for bad in ("3", "0", "x", f"{A}:1-{B}:2"):
+        with pytest.raises(UsageError):
+            select_connection(cap, bad)
+
+
+def test_cli_lists_connections_and_draws_the_chosen_one(ether_pcap, capsys, tmp_path):
+    assert main(["ladder", ether_pcap]) == 2
+    out, err = capsys.readouterr()
+    assert "2 TCP connections" in out and f"{A}:6666 <-> {B}:80" in out
+    assert "--conn" in err and "Traceback" not in err
+    svg, html = tmp_path / "x.svg", tmp_path / "x.html"
+    assert main(["ladder", ether_pcap, "--conn", "2", "--svg", str(svg),
+                 "--html", str(html)]) == 0
+    out, _ = capsys.readouterr()
+    assert "PSH+ACK seq=1 ack=1 len=5" in out and "~SYN-RECEIVED" in out
+    assert "\x1b" not in out                       # not a terminal: plain
+    assert svg.read_text().startswith("<svg") and "<table>" in html.read_text()
+    assert main(["ladder", ether_pcap, "--conn", "1", "--absolute", "--no-color"]) == 0
+    assert "SYN seq=1000 " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "No such file"),
+    (b"hello, not a capture at all", "not a pcap file"),
+    (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng"),
+    (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(8), "cut short"),
+])
+def test_bad_files_give_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "f.pcap"
+    if content is not None:
+        path.write_bytes(content)
+    code = main(["ladder", str(path)])
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_capture_without_tcp(tmp_path):
+    path = tmp_path / "udp.pcap"
+    from scapy.layers.inet import UDP
+    wrpcap(str(path), [IP(src=A, dst=B) / UDP()], linktype=101)
+    with pytest.raises(UserError, match="no TCP segments"):
+        select_connection(read_capture(str(path)), None)
