@@ -53,7 +53,7 @@ _from_bytes = int.from_bytes
 
 
 # Same frozen instances as Ipv4Header(...), built faster (tcpstack.wire.fastinit).
-_fast_header = fast_constructor(Ipv4Header)
+new_header = fast_constructor(Ipv4Header)
 
 
 def parse_ipv4_at(buf: bytes | memoryview) -> tuple[Ipv4Header, int, int, bytes, bytes]:
@@ -85,7 +85,7 @@ def parse_ipv4_at(buf: bytes | memoryview) -> tuple[Ipv4Header, int, int, bytes,
     if frag & (FLAG_MF | OFFSET_MASK):
         raise Fragmented(f"IPv4 fragment (id {ident}, offset {(frag & OFFSET_MASK) * 8}"
                          f"{', more fragments' if frag & FLAG_MF else ''})")
-    header = _fast_header(addr_text(src), addr_text(dst), proto, ttl, ident, tos,
+    header = new_header(addr_text(src), addr_text(dst), proto, ttl, ident, tos,
                           bool(frag & FLAG_DF), total, hlen)
     return header, hlen, total, src, dst
 

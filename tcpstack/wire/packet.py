@@ -8,14 +8,16 @@ from tcpstack.wire import ipv4, tcp
 from tcpstack.wire.addr import addr_text, addr_wire
 from tcpstack.wire.checksum import checksum_ok, ones_sum
 from tcpstack.wire.errors import NotTcp, WireError
-from tcpstack.wire.ipv4 import HEADER_LENGTH, Ipv4Header, ipv4_header_bytes, parse_ipv4_at
-from tcpstack.wire.tcp import PROTO_TCP, TcpSegment
+from tcpstack.wire.ipv4 import Ipv4Header, ipv4_header_bytes, new_header, parse_ipv4_at
+from tcpstack.wire.tcp import (
+    PROTO_TCP,
+    TcpSegment,
+    new_segment,
+    parse_options,
+    parse_tcp_at,
+    tcp_header_bytes,
+)
 
-_parse_tcp_at = tcp._parse
-_parse_options = tcp.parse_options
-_fast_segment = tcp._fast_segment
-_fast_header = ipv4._fast_header
-_tcp_header = tcp._header_bytes
 _from_bytes = int.from_bytes
 _SYN = tcp.SYN
 _RST_FIN = tcp.RST | tcp.FIN
@@ -34,7 +36,7 @@ def _parse_general(buf: bytes | memoryview, verify_checksum: bool) -> tuple[Ipv4
     if verify_checksum:
         # RFC 9293 §3.1 pseudo-header: source, destination, zero + PTCL, TCP length
         pseudo = _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO_TCP + end - start
-    return header, _parse_tcp_at(buf, start, end, pseudo)
+    return header, parse_tcp_at(buf, start, end, pseudo)
 
 
 def _parse_plain(buf: bytes | memoryview,
@@ -57,13 +59,13 @@ def _parse_plain(buf: bytes | memoryview,
         pseudo = _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO_TCP + total - 20
         if not checksum_ok(pseudo + ones_sum(buf[20:total])):
             return None
-    options = _parse_options(buf, 40, header_end)  # fast for none and timestamps only
+    options = parse_options(buf, 40, header_end)  # fast for none and timestamps only
     payload = buf[header_end:total]
     if type(payload) is not bytes:
         payload = bytes(payload)
-    return (_fast_header(addr_text(src), addr_text(dst), PROTO_TCP, ttl, ident, tos,
+    return (new_header(addr_text(src), addr_text(dst), PROTO_TCP, ttl, ident, tos,
                          bool(frag & ipv4.FLAG_DF), total, 20),
-            _fast_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload))
+            new_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload))
 
 
 def parse_packet(buf: bytes | memoryview,
@@ -99,10 +101,8 @@ def build_packet(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int =
     base = None
     if checksum or offload:
         base = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP
-    header = _tcp_header(seg, base, offload)
+    header = tcp_header_bytes(seg, base, offload)
     payload = seg.payload
     ip = ipv4_header_bytes(src, dst, len(header) + len(payload), PROTO_TCP, ident, ttl)
     return b"".join((ip, header, payload))
 
-
-__all__ = ["HEADER_LENGTH", "build_packet", "parse_packet"]

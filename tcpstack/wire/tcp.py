@@ -102,12 +102,11 @@ _TS_ALIGNED_HEAD = 0x0101080A
 _PREFIX_TS = b"\x01\x01\x08\x0a"             # what Linux writes before timestamps
 _PREFIX_SACKOK_TS = b"\x04\x02\x08\x0a"      # SACK-permitted packed with timestamps
 _SACKOK_ALONE = b"\x01\x01\x04\x02"
-_FLAG_MASK = 0xFF
 
 # Receive-path constructors: same frozen instances, built several times faster
 # (see tcpstack.wire.fastinit). They take every field positionally.
-_fast_segment = fast_constructor(TcpSegment)
-_fast_options = fast_constructor(TcpOptions)
+new_segment = fast_constructor(TcpSegment)
+new_options = fast_constructor(TcpOptions)
 
 
 # ----- options ---------------------------------------------------------------
@@ -127,7 +126,7 @@ def parse_options(buf: bytes | memoryview, start: int, end: int) -> TcpOptions:
     if end - start == 12:
         head, tsval, tsecr = _TS_ALIGNED.unpack_from(buf, start)
         if head == _TS_ALIGNED_HEAD:
-            return _fast_options(None, None, False, (), (tsval, tsecr))
+            return new_options(None, None, False, (), (tsval, tsecr))
     mss: int | None = None
     wscale: int | None = None
     sack_permitted = False
@@ -167,7 +166,7 @@ def parse_options(buf: bytes | memoryview, start: int, end: int) -> TcpOptions:
     if (mss is None and wscale is None and not sack_permitted and not sack_blocks
             and timestamps is None):
         return NO_OPTIONS
-    return _fast_options(mss, wscale, sack_permitted, sack_blocks, timestamps)
+    return new_options(mss, wscale, sack_permitted, sack_blocks, timestamps)
 
 
 def encode_options(opts: TcpOptions) -> bytes:
@@ -218,8 +217,13 @@ def options_length(opts: TcpOptions) -> int:
 
 # ----- segments ----------------------------------------------------------------
 
-def _parse(buf: bytes | memoryview, start: int, end: int, pseudo: int | None) -> TcpSegment:
-    """Parse the segment in ``buf[start:end]``; verify the checksum if ``pseudo`` is given."""
+def parse_tcp_at(buf: bytes | memoryview, start: int, end: int,
+                 pseudo: int | None) -> TcpSegment:
+    """Parse the segment in ``buf[start:end]`` (e.g. inside an IPv4 packet).
+
+    ``pseudo`` is the unfolded pseudo-header sum (addresses, protocol, TCP
+    length) to verify the checksum with, or None not to verify it.
+    """
     if end - start < HEADER_LENGTH:
         raise Truncated(f"TCP segment of {end - start} bytes is shorter than its 20-byte header")
     src_port, dst_port, seq, ack, offset, flags, window, _csum, urgent = \
@@ -238,7 +242,7 @@ def _parse(buf: bytes | memoryview, start: int, end: int, pseudo: int | None) ->
     payload = buf[header_end:end]
     if type(payload) is not bytes:
         payload = bytes(payload)
-    return _fast_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload)
+    return new_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload)
 
 
 def parse_tcp(buf: bytes | memoryview, src: str, dst: str,
@@ -251,11 +255,15 @@ def parse_tcp(buf: bytes | memoryview, src: str, dst: str,
     pseudo = None
     if verify_checksum:
         pseudo = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP + len(buf)
-    return _parse(buf, 0, len(buf), pseudo)
+    return parse_tcp_at(buf, 0, len(buf), pseudo)
 
 
-def _header_bytes(seg: TcpSegment, pseudo_base: int | None, offload: bool) -> bytes:
-    """TCP header with options and checksum. ``pseudo_base`` = address words + protocol."""
+def tcp_header_bytes(seg: TcpSegment, pseudo_base: int | None, offload: bool = False) -> bytes:
+    """The TCP header with options and checksum, without the payload.
+
+    ``pseudo_base`` is the unfolded sum of both addresses and the protocol
+    (the TCP length is added here); None leaves the checksum field 0.
+    """
     opts = encode_options(seg.options)
     hlen = HEADER_LENGTH + len(opts)
     try:
@@ -285,6 +293,6 @@ def build_tcp(src: str, dst: str, seg: TcpSegment, checksum: bool = True, *,
     ``ValueError`` for values that do not fit their fields.
     """
     base = None
-    if checksum:
+    if checksum or offload:
         base = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP
-    return _header_bytes(seg, base, offload) + bytes(seg.payload)
+    return tcp_header_bytes(seg, base, offload) + bytes(seg.payload)

@@ -154,11 +154,12 @@ ip_options = st.lists(st.sampled_from(["nop", "rr", "alert"]), max_size=3)
 
 @settings(max_examples=200, deadline=None)
 @given(opts=st.lists(scapy_option, max_size=12), ip_opts=ip_options, src=addresses,
-       dst=addresses, sport=u16, dport=u16, seq=u32, ack=u32, flags=u8, window=u16,
+       dst=addresses, sport=u16, dport=u16, seq=u32, ack=u32, flags=u8, window=u16, urg=u16,
        tos=u8, ttl=u8, ident=u16, df=st.booleans(), payload=payloads)
 def test_parses_scapy_built_packets(opts: list[tuple[object, object]], ip_opts: list[str],
                                     src: str, dst: str, sport: int, dport: int, seq: int,
-                                    ack: int, flags: int, window: int, tos: int, ttl: int,
+                                    ack: int, flags: int, window: int, urg: int, tos: int,
+                                    ttl: int,
                                     ident: int, df: bool, payload: bytes) -> None:
     while opts and sum(map(option_size, opts)) > MAX_OPTIONS_LENGTH:
         opts = opts[:-1]
@@ -167,7 +168,7 @@ def test_parses_scapy_built_packets(opts: list[tuple[object, object]], ip_opts: 
     pkt = (IP(src=src, dst=dst, tos=tos, ttl=ttl, id=ident, flags="DF" if df else 0,
               options=[made[name]() for name in ip_opts])
            / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window,
-                 options=opts)
+                 urgptr=urg, options=opts)
            / Raw(payload))
     wire = bytes(pkt)
     dissected = IP(wire)
@@ -184,7 +185,7 @@ def test_parses_scapy_built_packets(opts: list[tuple[object, object]], ip_opts: 
     assert header.header_length == dissected.ihl * 4
     assert header.total_length == dissected.len == len(wire)
     assert (seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.window, seg.urgent) == (
-        sport, dport, seq, ack, window, 0)
+        sport, dport, seq, ack, window, urg)
     assert seg.flags == flags
     assert seg.payload == payload == bytes(dissected[TCP].payload)
     assert seg.options == expected_options(opts)
