@@ -1,0 +1,104 @@
+"""tcpstack without full root: an unprivileged user inside its own user namespace.
+
+`unshare --user --map-root-user --net --mount` gives an ordinary user a
+network namespace it owns (it may create the TUN and configure it) and a
+mount namespace in which a private tmpfs on /run lets named namespaces
+(`--netns`) work. The test drops to the ``nobody`` user first, so nothing
+here has real root.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+ROOT = Path(__file__).resolve().parents[2]
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+@functools.cache
+def _unprivileged_python() -> tuple[str, str] | str:
+    """(interpreter, PYTHONPATH) with which ``nobody`` can import tcpstack, or why not."""
+    import pyroute2
+
+    if not shutil.which("setpriv") or not shutil.which("unshare"):
+        return "setpriv/unshare (util-linux) are not installed"
+    pythonpath = os.pathsep.join([str(ROOT), str(Path(pyroute2.__file__).parents[1])])
+    tried = []
+    for python in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
+        # Probe inside a user namespace too: there the real root's files
+        # (e.g. an interpreter under /root) may not be reachable.
+        probe = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", python, "-c",
+                                "import tcpstack.cli, pyroute2"],
+                               env={"PYTHONPATH": pythonpath, "PATH": os.environ["PATH"]},
+                               capture_output=True, text=True, cwd="/")
+        if probe.returncode == 0:
+            return python, pythonpath
+        tried.append(f"{python}: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+    return "user nobody cannot run tcpstack's Python (" + "; ".join(tried) + ")"
+
+
+@pytest.fixture
+def as_nobody() -> tuple[str, dict[str, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to the nobody user")
+    found = _unprivileged_python()
+    if isinstance(found, str):
+        pytest.skip(found)
+    python, pythonpath = found
+    return python, {"PYTHONPATH": pythonpath, "PATH": os.environ["PATH"]}
+
+
+def test_tcpstack_runs_in_an_unprivileged_user_namespace(
+        as_nobody: tuple[str, dict[str, str]]) -> None:
+    python, env = as_nobody
+    # Private tmpfs mounts on /run (for named namespaces) and /tmp (scratch
+    # files), visible only inside this mount namespace.
+    script = f"""
+set -e
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+{python} -m tcpstack listen --netns lab --once --msl 1 7000 > /tmp/out 2> /tmp/err &
+pid=$!
+i=0
+until grep -q "listening on" /tmp/err; do
+    i=$((i + 1)); [ $i -lt 150 ] || {{ cat /tmp/err >&2; exit 3; }}; sleep 0.1
+done
+echo hello-from-the-kernel | ip netns exec lab {python} -c '
+import socket, sys
+s = socket.create_connection(("10.7.0.2", 7000), timeout=10)
+s.sendall(sys.stdin.buffer.read()); s.shutdown(socket.SHUT_WR)
+while s.recv(4096): pass
+'
+wait $pid
+echo "uid=$(cat /proc/self/uid_map | tr -s ' ')"
+cat /tmp/out
+"""
+    result = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", "--net", "--mount",
+                             "sh", "-c", script], env=env, capture_output=True, text=True,
+                            timeout=60, cwd="/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # uid_map "0 65534 1": root inside is the unprivileged nobody outside.
+    assert lines[0].split() == ["uid=", "0", "65534", "1"]
+    assert lines[1:] == ["hello-from-the-kernel"]
+
+
+def test_without_privileges_tcpstack_says_why_in_one_line(
+        as_nobody: tuple[str, dict[str, str]]) -> None:
+    python, env = as_nobody
+    for prefix in ((), ("unshare", "--user", "--map-root-user", "--net")):
+        result = subprocess.run([*NOBODY, *prefix, python, "-m", "tcpstack", "listen", "7000"],
+                                env=env, capture_output=True, text=True, timeout=60, cwd="/")
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("tcpstack: "), result.stderr
+        assert "root" in lines[0]
