@@ -55,10 +55,11 @@ def _parse_plain(buf: bytes | memoryview,
         return None
     if _from_bytes(buf[:20], "big") % 0xFFFF:   # header checksum (RFC 791 §3.1)
         return None
-    if verify_checksum:
-        pseudo = _from_bytes(src, "big") + _from_bytes(dst, "big") + PROTO_TCP + total - 20
-        if not checksum_ok(pseudo + ones_sum(buf[20:total])):
-            return None
+    # TCP checksum (RFC 9293 §3.1): the addresses sit right before the TCP
+    # header, so one sum from offset 12 covers them and the whole segment;
+    # the pseudo-header's protocol and TCP length are added to it.
+    if verify_checksum and not checksum_ok(ones_sum(buf[12:total]) + PROTO_TCP + total - 20):
+        return None
     options = parse_options(buf, 40, header_end)  # fast for none and timestamps only
     payload = buf[header_end:total]
     if type(payload) is not bytes:
