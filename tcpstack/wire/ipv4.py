@@ -86,7 +86,7 @@ def parse_ipv4_at(buf: bytes | memoryview) -> tuple[Ipv4Header, int, int, bytes,
         raise Fragmented(f"IPv4 fragment (id {ident}, offset {(frag & OFFSET_MASK) * 8}"
                          f"{', more fragments' if frag & FLAG_MF else ''})")
     header = new_header(addr_text(src), addr_text(dst), proto, ttl, ident, tos,
-                          bool(frag & FLAG_DF), total, hlen)
+                        bool(frag & FLAG_DF), total, hlen)
     return header, hlen, total, src, dst
 
 

@@ -65,7 +65,7 @@ def _parse_plain(buf: bytes | memoryview,
     if type(payload) is not bytes:
         payload = bytes(payload)
     return (new_header(addr_text(src), addr_text(dst), PROTO_TCP, ttl, ident, tos,
-                         bool(frag & ipv4.FLAG_DF), total, 20),
+                       bool(frag & ipv4.FLAG_DF), total, 20),
             new_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload))
 
 
