@@ -22,46 +22,48 @@ class Seq(int):
     __slots__ = ()
 
     def __new__(cls, value: int = 0) -> Seq:
-        return int.__new__(cls, value & _MASK)
+        return _new(cls, value & _MASK)
+
+    # The bodies below call int's own slots (_add, _sub...) rather than
+    # int(self): these run several times per segment on the data path.
 
     # Arithmetic -----------------------------------------------------------
     def __add__(self, n: int) -> Seq:  # type: ignore[override]
-        return Seq(int(self) + int(n))
+        return _new(Seq, _add(self, n) & _MASK)
 
     __radd__ = __add__
 
     def __sub__(self, other: int) -> int | Seq:  # type: ignore[override]
         """``Seq - Seq`` is the signed distance; ``Seq - int`` is a Seq."""
-        if isinstance(other, Seq):
-            d = (int(self) - int(other)) & _MASK
+        if type(other) is Seq:
+            d = _sub(self, other) & _MASK
             return d - MOD if d >= _HALF else d
-        return Seq(int(self) - int(other))
+        return _new(Seq, _sub(self, other) & _MASK)
 
     def dist(self, other: int) -> int:
         """Signed distance ``self - other`` in sequence space."""
-        d = (int(self) - int(other)) & _MASK
+        d = _sub(self, other) & _MASK
         return d - MOD if d >= _HALF else d
 
     # Comparison (RFC 9293 §3.4: "=<" means less than or equal, modulo 2**32)
     def __lt__(self, other: int) -> bool:  # type: ignore[override]
-        return ((int(self) - int(other)) & _MASK) >= _HALF
+        return _sub(self, other) & _MASK >= _HALF
 
     def __le__(self, other: int) -> bool:  # type: ignore[override]
-        d = (int(self) - int(other)) & _MASK
+        d = _sub(self, other) & _MASK
         return d == 0 or d >= _HALF
 
     def __gt__(self, other: int) -> bool:  # type: ignore[override]
-        d = (int(self) - int(other)) & _MASK
-        return 0 < d < _HALF
+        return 0 < _sub(self, other) & _MASK < _HALF
 
     def __ge__(self, other: int) -> bool:  # type: ignore[override]
-        return ((int(self) - int(other)) & _MASK) < _HALF
+        return _sub(self, other) & _MASK < _HALF
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, int) and (int(self) - int(other)) & _MASK == 0
+        return isinstance(other, int) and _sub(self, other) & _MASK == 0
 
     def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
+        return not (isinstance(other, int) and _sub(self, other) & _MASK == 0)
 
     __hash__ = int.__hash__
 
@@ -71,12 +73,17 @@ class Seq(int):
         RFC 9293 §3.10.7.4 acceptability tests are built from this. A window
         of size 0 contains nothing.
         """
-        return ((int(self) - int(start)) & _MASK) < size
+        return _sub(self, start) & _MASK < size
 
     def __repr__(self) -> str:
         return f"Seq({int(self)})"
 
     __str__ = int.__repr__
+
+
+_new = int.__new__
+_add = int.__add__
+_sub = int.__sub__
 
 
 def seq_max(a: Seq, b: Seq) -> Seq:
