@@ -75,9 +75,13 @@ _RECV_STATES = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 _KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2})
 
 
+_sub = int.__sub__   # plain-int arithmetic on Seq values, without Seq's Python operators
+_eq = int.__eq__     # Seq values are normalised to [0, 2**32): int equality is exact
+
+
 def _sdist(a: int, b: int) -> int:
-    """Signed distance a - b in sequence space (plain ints, hot path)."""
-    d = (a - b) & _MASK
+    """Signed distance a - b in sequence space (hot path)."""
+    d = _sub(a, b) & _MASK
     return d - 0x100000000 if d >= _HALF else d
 
 
@@ -494,17 +498,23 @@ class Connection:
             if self._ack_now:
                 self._send_ack(now)
             return False
+        sndbuf = self._sndbuf
+        fin_seq = self._fin_seq
+        # Fast path: nothing queued beyond SND.NXT and no FIN to send.
+        if (len(sndbuf) == _sdist(self.snd_nxt, self._buf_seq)
+                and (fin_seq is None or _sdist(self.snd_nxt, fin_seq) > 0)):
+            if self._ack_now:
+                self._send_ack(now)
+            return False
         sent = False
         mss = self.mss
-        sndbuf = self._sndbuf
         sack = self._sack_blocks() if self._sack_ok and self._ooo else ()
         maxseg = mss
         if sack:
             maxseg = mss - (2 + 8 * len(sack) + 2)  # room for the SACK option
         elif self._cfg.tso_max > mss:
             maxseg = self._cfg.tso_max - self._cfg.tso_max % mss
-        fin_seq = self._fin_seq
-        if self.snd_una == self.snd_max and now - self._last_send > self.rtt.rto:
+        if _eq(self.snd_una, self.snd_max) and now - self._last_send > self.rtt.rto:
             # RFC 5681 §4.1: restart window after an idle period.
             self.cc.on_idle_restart(now, self.rtt.rto)
         while True:
@@ -523,7 +533,7 @@ class Connection:
                     # RFC 1122 4.2.3.4): send a short segment only if it is all we
                     # have and nothing is unacknowledged (or Nagle is off), or it
                     # fills at least half the largest window the peer offered.
-                    idle = snd_nxt == self.snd_una or self.options.nodelay
+                    idle = _eq(snd_nxt, self.snd_una) or self.options.nodelay
                     if not ((n == unsent and idle) or n >= (self.max_snd_wnd >> 1)):
                         break
                 elif n > mss:
@@ -553,7 +563,7 @@ class Connection:
         if not sent and self._ack_now:
             self._send_ack(now)
         # RFC 1122 4.2.2.17: data waiting, nothing in flight, window closed -> persist.
-        if (self._t_rtx is None and self._t_persist is None and self.snd_una == self.snd_max
+        if (self._t_rtx is None and self._t_persist is None and _eq(self.snd_una, self.snd_max)
                 and _sdist(self._buf_seq + len(sndbuf), self.snd_nxt) > 0):
             self._t_persist = now + self._persist_interval()
         return sent
@@ -709,7 +719,7 @@ class Connection:
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.rtt.reset_backoff()
-        self._t_rtx = None if self.snd_una == self.snd_max else now + self.rtt.rto
+        self._t_rtx = None if _eq(self.snd_una, self.snd_max) else now + self.rtt.rto
 
     def _established(self, now: float) -> None:
         """Entering ESTABLISHED: keepalive, accept queue, a queued CLOSE."""
@@ -937,7 +947,7 @@ class Connection:
                 # Step 4 partial acknowledgment: retransmit the next hole, deflate.
                 self._inflate = max(0, self._inflate - acked) + self.mss
                 self._retransmit_head(now)
-        if self.snd_una == self.snd_max:
+        if _eq(self.snd_una, self.snd_max):
             self._t_rtx = None                   # RFC 6298 §5.2
         else:
             self._t_rtx = now + self.rtt.rto     # RFC 6298 §5.3
@@ -1146,7 +1156,7 @@ class Connection:
             self._t_rtx = None
             self._send_syn(now)                  # the same ISS (RFC 9293 §3.4.1)
             return
-        if self.snd_una == self.snd_max:
+        if _eq(self.snd_una, self.snd_max):
             return
         if rtt.backoffs >= self._cfg.retries2:
             self._give_up(now)
@@ -1177,7 +1187,7 @@ class Connection:
         if self.state not in _SEND_STATES:
             return
         unsent = _sdist(self._buf_seq + len(self._sndbuf), self.snd_nxt)
-        if unsent <= 0 or self.snd_una != self.snd_max:
+        if unsent <= 0 or not _eq(self.snd_una, self.snd_max):
             self._persist_backoff = 0
             return
         self._trace_timer(TIMER_PERSIST, now, f"probe {self._persist_probes + 1}")
@@ -1202,7 +1212,7 @@ class Connection:
         if ka is None or self.state not in _KEEPALIVE_STATES:
             return
         idle, interval, count = ka
-        if self.snd_una != self.snd_max or len(self._sndbuf):
+        if not _eq(self.snd_una, self.snd_max) or len(self._sndbuf):
             # Data in flight: the retransmission timer watches the peer.
             self._t_keepalive = now + idle
             return
