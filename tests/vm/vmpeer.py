@@ -587,6 +587,18 @@ class VmPeer:
                                       f"\n--- console ---\n{self._tail()}")
                 self._cond.wait(min(left, 0.5))
 
+    def follow_console(self) -> Iterator[str]:
+        """Every console line from now on, until qemu exits."""
+        while True:
+            with self._cond:
+                while self._cursor >= len(self._lines):
+                    if self._proc is None or self._proc.poll() is not None:
+                        return
+                    self._cond.wait(0.5)
+                line = self._lines[self._cursor]
+                self._cursor += 1
+            yield line
+
     def _tail(self, n: int = 40) -> str:
         return "\n".join(self._lines[-n:])
 
@@ -688,9 +700,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{vm.boot_seconds:.1f} s: sink on port {SINK_PORT}, source on port "
                   f"{SOURCE_PORT}; Ctrl-C stops it", file=sys.stderr)
             with contextlib.suppress(KeyboardInterrupt):
-                while vm._proc is not None and vm._proc.poll() is None:
-                    vm.wait_for(".", 3600)
-                    print(vm._lines[vm._cursor - 1])
+                for line in vm.follow_console():
+                    print(line, flush=True)
         return 0
     except VmPeerError as exc:
         print(f"vm-peer: {str(exc).splitlines()[0]}", file=sys.stderr)
