@@ -12,7 +12,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.core.events import TIMER_DELAYED_ACK, EventKind, TraceEvent
+from tcpstack.core.state import State
 from tcpstack.ladder.infer import annotate_segments, infer_states
 from tcpstack.ladder.model import Ladder, Lifeline, NoteItem, SegmentItem, StateItem, TimerItem
 from tcpstack.wire.tcp import ACK, SYN, TcpSegment
@@ -72,11 +73,29 @@ def ladder_from_segments(segments: Iterable[WireSegment], *,
     return ladder
 
 
+# What a learner should read for the core's drop reasons (others: "discarded: REASON").
+DROP_TEXT = {
+    "unacceptable-seq": "not in the window: answered with an ACK",
+    "no-socket": "no socket on this port: answered with RST",
+    "syn-sent-bad-ack": "ACK is not for our SYN: answered with RST",
+    "rst-no-socket": "RST for no socket: ignored",
+    "ack-to-listener": "ACK to a listener: answered with RST",
+    "syn-received-bad-ack": "bad ACK: answered with RST",
+    "rst-out-of-window": "RST out of window: ignored",
+    "paws": "old timestamp (PAWS): discarded",
+}
+
+
+def drop_text(reason: str) -> str:
+    return DROP_TEXT.get(reason, f"discarded: {reason}")
+
+
 def ladder_from_trace(events: Iterable[TraceEvent], *,
                       wire: Iterable[WireSegment] | None = None,
                       roles: dict[Endpoint, str] | None = None,
                       order: list[Endpoint] | None = None,
-                      title: str = "", explanation: str = "") -> Ladder:
+                      title: str = "", explanation: str = "",
+                      hide_timers: tuple[str, ...] = (TIMER_DELAYED_ACK,)) -> Ladder:
     """A ladder from tcpstack trace events, states and timers exact.
 
     Without ``wire``, segments come from the events: a segment is taken from
@@ -85,9 +104,10 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
     records), that list is authoritative -- it knows which segments were
     lost and which were injected: each is drawn where its sender's
     SEGMENT_OUT happened, or by time when no traced stack sent it.
-    Endpoints no stack traced get inferred states.
+    Endpoints no stack traced get inferred states. Timers in ``hide_timers``
+    (by default the frequent delayed-ACK timer) are left out.
     """
-    evs = list(events)
+    evs = [e for e in events if not (e.kind is EventKind.TIMER and e.timer in hide_timers)]
     roles = roles or {}
     traced = {e.local for e in evs if e.local is not None}
     pending: dict[tuple[Endpoint, Endpoint, TcpSegment], deque[WireSegment]] = {}
@@ -133,21 +153,54 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
     index = {ep: i for i, ep in enumerate(endpoints)}
     ladder = Ladder([Lifeline(a, p, roles.get((a, p), "")) for a, p in endpoints],
                     title=title, explanation=explanation)
+    # The state a traced lifeline was in before its first transition; a
+    # connection born in SYN-RECEIVED was made by a listener: it was LISTEN.
+    first_old: dict[int, tuple[float, State]] = {}
+    passive: set[int] = set()
+    for e in evs:
+        if e.kind is EventKind.STATE and e.local and e.old_state is not None:
+            who = index[e.local]
+            if who not in first_old and e.new_state is State.SYN_RECEIVED:
+                passive.add(who)
+            first_old.setdefault(who, (e.time, State.LISTEN if who in passive
+                                       else e.old_state))
+    in_time_wait: dict[int, float] = {}     # lifeline -> when it entered TIME-WAIT
+    started: set[int] = set()
     for thing in sequence:
+        involved = ((index[thing.src], index[thing.dst]) if isinstance(thing, WireSegment)
+                    else (index[thing.local],))  # type: ignore[index]
+        for who in involved:
+            if who in first_old and who not in started:
+                started.add(who)
+                ladder.add(StateItem(thing.time, who, first_old[who][1]))
         if isinstance(thing, WireSegment):
-            ladder.add(SegmentItem(thing.time, index[thing.src], index[thing.dst],
+            src = index[thing.src]
+            ladder.add(SegmentItem(thing.time, src, index[thing.dst],
                                    thing.segment, thing.dropped, thing.note))
+            if src in in_time_wait and thing.time > in_time_wait[src]:
+                # RFC 9293 §3.10.7.4: a retransmitted FIN in TIME-WAIT is acknowledged
+                # and the 2 MSL timeout restarted.
+                ladder.add(NoteItem(thing.time, "2MSL timer restarted", src))
             continue
         who = index[thing.local]  # type: ignore[index]
         if thing.kind is EventKind.STATE:
             assert thing.new_state is not None
-            ladder.add(StateItem(thing.time, who, thing.new_state, thing.old_state))
+            new_state = thing.new_state
+            if (who in passive and thing.old_state is State.SYN_RECEIVED
+                    and new_state is State.CLOSED):
+                new_state = State.LISTEN     # RFC 9293 §3.10.7.4: back to LISTEN
+            if new_state is State.TIME_WAIT:
+                in_time_wait[who] = thing.time
+            else:
+                in_time_wait.pop(who, None)
+            ladder.add(StateItem(thing.time, who, new_state, thing.old_state))
         elif thing.kind is EventKind.TIMER:
             ladder.add(TimerItem(thing.time, who, thing.timer or "", thing.reason))
         elif thing.kind is EventKind.DROP:
-            ladder.add(NoteItem(thing.time, f"discarded: {thing.reason}", who))
+            ladder.add(NoteItem(thing.time, drop_text(thing.reason), who))
     annotate_segments(ladder)
-    untraced = {i for i, ep in enumerate(endpoints) if ep not in traced}
+    with_states = {e.local for e in evs if e.kind is EventKind.STATE}
+    untraced = {i for i, ep in enumerate(endpoints) if ep not in with_states}
     if untraced:
         infer_states(ladder, untraced)
     return ladder

@@ -235,7 +235,7 @@ def annotate_segments(ladder: Ladder) -> None:
     """
     sent_end: dict[int, Seq] = {}        # highest seq+len sent per endpoint
     peer_window: dict[int, int] = {}     # last window advertised TO this endpoint
-    last_syn: dict[int, Seq] = {}        # sequence number of the last SYN per endpoint
+    last_syn: dict[int, tuple[Seq, int]] = {}   # (seq, flags) of the last SYN sent
     out: list[Item] = []
     for item in ladder.items:
         if not isinstance(item, SegmentItem):
@@ -253,15 +253,16 @@ def annotate_segments(ladder: Ladder) -> None:
             if peer_window.get(item.src) == 0 and bare and (one_byte or empty_below):
                 note = "zero-window probe"
             elif seg.flags & SYN:
-                if last_syn.get(item.src) == seq:
+                if last_syn.get(item.src) == (seq, seg.flags):
                     note = "retransmission"
             elif seg.seg_len and end <= high:
                 note = "retransmission"
             elif seg.seg_len <= 1 and not seg.flags & (SYN | FIN) and seq + 1 == high:
                 note = "keepalive probe"
-        if seg.flags & SYN and last_syn.get(item.src) != seq:
-            sent_end[item.src] = end        # a new incarnation (or an old duplicate)
-            last_syn[item.src] = seq
+        if seg.flags & SYN and last_syn.get(item.src) != (seq, seg.flags):
+            if last_syn.get(item.src, (None,))[0] != seq:
+                sent_end[item.src] = end    # a new incarnation (or an old duplicate)
+            last_syn[item.src] = (seq, seg.flags)
         elif high is None or end > high:
             sent_end[item.src] = end
         if seg.flags & ACK:

@@ -30,7 +30,7 @@ def flag_word(flags: int) -> str:
 
 TIMER_TEXT = {
     events.TIMER_RETRANSMIT: "retransmission timeout",
-    events.TIMER_PERSIST: "persist timer: probe the zero window",
+    events.TIMER_PERSIST: "persist timer",
     events.TIMER_KEEPALIVE: "keepalive timer",
     events.TIMER_DELAYED_ACK: "delayed-ACK timer",
     events.TIMER_TIME_WAIT: "2MSL expired",
