@@ -1,0 +1,196 @@
+"""``tcpstack bench`` / ``tools/bench``: tcpstack against the kernel, side by side.
+
+Creates its own namespaces (a TUN namespace for tcpstack, two namespaces
+joined by a veth pair for the kernel-to-kernel baseline), runs every chosen
+workload ``--runs`` times on both, prints a Markdown table (median, min–max,
+ratio) and optionally writes JSON. The namespaces and every program it
+started are removed on exit, Ctrl-C and errors included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pstats
+import signal
+import sys
+import time
+from typing import Any, NoReturn
+
+from tcpstack.bench import report as rep
+from tcpstack.bench.processes import ProgramFailed
+from tcpstack.bench.topology import BenchNetwork
+from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
+from tcpstack.errors import UsageError, UserError
+
+QUICK = {"bulk_mb": 2.0, "loss_mb": 1.0, "rr_count": 200, "connect_count": 50,
+         "idle_conns": 100, "idle_hold": 0.2}
+PROFILE_TOP = 20
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"bad number {text!r} (> 0)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"bad number {text!r} (> 0)")
+    return value
+
+
+def _workloads(text: str) -> list[str]:
+    chosen: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        names = GROUPS.get(name) or ((name,) if name in WORKLOADS_BY_NAME else None)
+        if not names:
+            known = ", ".join([*WORKLOADS_BY_NAME, *GROUPS])
+            raise argparse.ArgumentTypeError(f"unknown workload {name!r} (one of {known})")
+        chosen += [n for n in names if n not in chosen]
+    return chosen
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=_positive_int, default=3,
+                        help="runs of each workload on each side; the median is shown (3)")
+    parser.add_argument("--only", type=_workloads, metavar="WORKLOADS",
+                        help="comma-separated workloads: " + ", ".join(WORKLOADS_BY_NAME)
+                        + "; or groups: " + ", ".join(GROUPS))
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes (a smoke run, not a measurement)")
+    parser.add_argument("--bulk-mb", type=_positive_float, metavar="MB",
+                        help="bytes per bulk transfer, in MB (200)")
+    parser.add_argument("--loss-mb", type=_positive_float, metavar="MB",
+                        help="bytes per transfer under loss, in MB (20)")
+    parser.add_argument("--rr-count", type=_positive_int, metavar="N",
+                        help="1-byte round trips timed (10000, after 200 unmeasured)")
+    parser.add_argument("--connect-count", type=_positive_int, metavar="N",
+                        help="sequential connect+close cycles (2000)")
+    parser.add_argument("--idle-conns", type=_positive_int, metavar="N",
+                        help="concurrent idle connections (10000)")
+    parser.add_argument("--no-offload", action="store_true",
+                        help="run tcpstack's TUN without virtio-net offloads (TSO/checksum)")
+    parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                        help="limit for each program run (default: from the workload size)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
+                        "stdout, after the table)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="afterwards, run each bulk direction once more under cProfile: "
+                        "DIR/bulk-send.pstats, DIR/bulk-recv.pstats; top 20 on stderr")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    def pick(name: str, default: float) -> Any:
+        given = getattr(args, name)
+        if given is not None:
+            return given
+        return QUICK[name] if args.quick else default
+
+    return Settings(bulk_bytes=int(pick("bulk_mb", 200.0) * MB),
+                    loss_bytes=int(pick("loss_mb", 20.0) * MB),
+                    rr_count=pick("rr_count", 10000), rr_warmup=20 if args.quick else 200,
+                    connect_count=pick("connect_count", 2000),
+                    idle_conns=pick("idle_conns", 10000),
+                    idle_hold=QUICK["idle_hold"] if args.quick else 2.0,
+                    no_offload=args.no_offload, timeout=args.timeout)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise UserError("tcpstack bench needs root (network namespaces and /dev/net/tun)")
+    if args.profile and not os.path.isdir(args.profile):
+        raise UsageError(f"--profile {args.profile}: not a directory")
+    settings = settings_from(args)
+    names = args.only or list(WORKLOADS_BY_NAME)
+    samples: dict[str, dict[str, list[float]]] = {}
+    errors: list[str] = []
+    network = BenchNetwork()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    bench = Bench(network, settings)
+    try:
+        network.create()
+        for name in names:
+            workload = WORKLOADS_BY_NAME[name]
+            for index in range(args.runs):
+                for side in SIDES:
+                    started = time.monotonic()
+                    try:
+                        figures = workload.run(bench, side, index)
+                    except (ProgramFailed, UserError) as exc:
+                        errors.append(f"{name} run {index + 1} {side}: {exc}")
+                        _log(errors[-1])
+                        continue
+                    for key, value in figures.items():
+                        samples.setdefault(key, {}).setdefault(side, []).append(value)
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items())
+                    _log(f"{name} run {index + 1}/{args.runs} {side}: {shown} "
+                         f"({time.monotonic() - started:.1f} s)")
+        if args.profile:
+            _profile(bench, args.profile, errors)
+    except KeyboardInterrupt:
+        _log("interrupted; cleaning up")
+        return 130
+    finally:
+        bench.procs.stop_all()
+        network.remove()
+        signal.signal(signal.SIGTERM, previous)
+    report = {
+        "machine": rep.machine(),
+        "config": {"runs": args.runs, "workloads": names, "offload": bench.notes["offload"],
+                   "no_offload_requested": settings.no_offload, "quick": args.quick,
+                   "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,
+                   "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
+                   "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,
+                   "idle_hold_s": settings.idle_hold},
+        "results": rep.summarise(samples),
+        "notes": {k: v for k, v in bench.notes.items() if k != "offload"},
+        "errors": errors,
+    }
+    sys.stdout.write(rep.markdown(report))
+    sys.stdout.flush()
+    if args.json:
+        rep.write_json(report, args.json)
+    return 1 if errors else 0
+
+
+def _profile(bench: Bench, directory: str, errors: list[str]) -> None:
+    for direction in ("send", "recv"):
+        path = os.path.join(directory, f"bulk-{direction}.pstats")
+        try:
+            bench.bulk("tcpstack", direction, bench.settings.bulk_bytes, seed=99, profile=path)
+        except ProgramFailed as exc:
+            errors.append(f"profile bulk-{direction}: {exc}")
+            continue
+        out = io.StringIO()
+        pstats.Stats(path, stream=out).sort_stats("tottime").print_stats(PROFILE_TOP)
+        _log(f"cProfile of bulk-{direction} (tcpstack process, by own time), "
+             f"written to {path}:\n{out.getvalue()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,286 @@
+"""The kernel's side of every benchmark workload, as a program run inside a namespace.
+
+Servers (the peer of both the tcpstack client and the kernel client)::
+
+    python -m tcpstack.bench.peers serve sink   --port P --bytes N
+    python -m tcpstack.bench.peers serve source --port P --bytes N --seed S
+    python -m tcpstack.bench.peers serve echo   --port P
+
+Kernel clients (the kernel-to-kernel baseline, over a veth pair)::
+
+    python -m tcpstack.bench.peers client send|recv|rr|connect|idle --host H --port P ...
+
+A server prints ``ready`` once it listens. Every program ends by printing one
+JSON object on the last line of stdout. Plain blocking sockets: this is the
+kernel at its best, not another asyncio program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import selectors
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from tcpstack.bench import payload
+from tcpstack.bench.stats import latency_summary
+
+LISTEN_BACKLOG = 4096
+NOFILE = 65536
+RECV_CHUNK = 1 << 20
+
+
+def raise_fd_limit(wanted: int = NOFILE) -> int:
+    """Raise RLIMIT_NOFILE (root may raise the hard limit too); return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result), flush=True)
+
+
+def receive_all(sock: socket.socket, total: int) -> dict[str, Any]:
+    """Read until EOF into one preallocated buffer; time first byte -> FIN; hash after."""
+    buffer = bytearray(total + 1)
+    view = memoryview(buffer)
+    got = 0
+    first = 0.0
+    while True:
+        n = sock.recv_into(view[got:] if got <= total else view[total:])
+        if n == 0:
+            break
+        if got == 0:
+            first = time.perf_counter()
+        got += n
+        if got > total:
+            break
+    end = time.perf_counter()
+    digest = hashlib.sha256(view[:min(got, total)]).hexdigest()
+    return {"bytes": got, "sha256": digest, "seconds": end - first if got else 0.0}
+
+
+def send_all(sock: socket.socket, total: int, seed: int) -> int:
+    sent = 0
+    for chunk in payload.chunks(total, seed):
+        sock.sendall(chunk)
+        sent += len(chunk)
+    return sent
+
+
+# -- servers -----------------------------------------------------------------
+
+def listen(port: int) -> socket.socket:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", port))       # the namespace's address may appear later (TUN)
+    server.listen(LISTEN_BACKLOG)
+    print("ready", flush=True)
+    return server
+
+
+def serve_sink(port: int, total: int) -> dict[str, Any]:
+    with listen(port) as server:
+        conn, _ = server.accept()
+    with conn:
+        return receive_all(conn, total)
+
+
+def serve_source(port: int, total: int, seed: int) -> dict[str, Any]:
+    with listen(port) as server:
+        conn, _ = server.accept()
+    with conn:
+        sent = send_all(conn, total, seed)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(RECV_CHUNK):     # until the client's FIN
+            pass
+    return {"bytes": sent}
+
+
+def serve_echo(port: int) -> dict[str, Any]:
+    """Echo every connection until its FIN; stop on SIGTERM. Counts what it held."""
+    raise_fd_limit()
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    accepted = open_now = max_open = 0
+    selector = selectors.DefaultSelector()
+    server = listen(port)
+    server.setblocking(False)
+    selector.register(server, selectors.EVENT_READ)
+    while not stop[0]:
+        for key, _ in selector.select(timeout=0.2):
+            sock = key.fileobj
+            if sock is server:
+                while True:
+                    try:
+                        conn, _ = server.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    conn.setblocking(True)
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    selector.register(conn, selectors.EVENT_READ)
+                    accepted += 1
+                    open_now += 1
+                    max_open = max(max_open, open_now)
+                continue
+            assert isinstance(sock, socket.socket)
+            try:
+                data = sock.recv(65536)
+                if data:
+                    sock.sendall(data)
+                    continue
+            except OSError:
+                pass
+            selector.unregister(sock)
+            sock.close()
+            open_now -= 1
+    return {"accepted": accepted, "max_open": max_open, "open_at_exit": open_now}
+
+
+# -- kernel clients ------------------------------------------------------------
+
+def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(None)
+    return sock
+
+
+def client_send(host: str, port: int, total: int, seed: int) -> dict[str, Any]:
+    with connect(host, port) as sock:
+        sent = send_all(sock, total, seed)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(RECV_CHUNK):
+            pass
+    return {"bytes": sent}
+
+
+def client_recv(host: str, port: int, total: int) -> dict[str, Any]:
+    with connect(host, port) as sock:
+        return receive_all(sock, total)
+
+
+def client_rr(host: str, port: int, count: int, warmup: int) -> dict[str, Any]:
+    samples: list[int] = []
+    with connect(host, port) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        clock = time.perf_counter_ns
+        for i in range(warmup + count):
+            start = clock()
+            sock.sendall(b"x")
+            if sock.recv(1) != b"x":
+                raise RuntimeError("echo server closed the connection")
+            if i >= warmup:
+                samples.append(clock() - start)
+    return latency_summary(samples)
+
+
+def client_connect(host: str, port: int, count: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    for _ in range(count):
+        connect(host, port).close()
+    seconds = time.perf_counter() - start
+    return {"count": count, "seconds": seconds, "per_second": count / seconds}
+
+
+def slab_kib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1])
+    return 0
+
+
+def client_idle(host: str, port: int, count: int, hold: float) -> dict[str, Any]:
+    """Open ``count`` connections and keep them; then prove each alive with a 1-byte echo.
+
+    The kernel's memory is estimated from the machine-wide Slab growth (both
+    ends of every connection live in this kernel: divided by 2 * count)."""
+    raise_fd_limit(count + 1024)
+    slab_before = slab_kib()
+    socks: list[socket.socket] = []
+    start = time.perf_counter()
+    try:
+        for _ in range(count):
+            socks.append(connect(host, port))
+        open_seconds = time.perf_counter() - start
+        slab_after = slab_kib()
+        time.sleep(hold)
+        for sock in socks:
+            sock.settimeout(10)
+            sock.sendall(b"x")
+        alive = sum(1 for sock in socks if _echoed(sock))
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"count": count, "alive": alive, "open_seconds": open_seconds,
+            "kib_per_conn": (slab_after - slab_before) / (2 * count)}
+
+
+def _echoed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b"x"
+    except OSError:
+        return False
+
+
+# -- command line --------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tcpstack.bench.peers",
+                                     description="kernel-side benchmark peer")
+    parser.add_argument("mode", choices=("serve", "client"))
+    parser.add_argument("role", choices=("sink", "source", "echo", "send", "recv", "rr",
+                                         "connect", "idle"))
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bytes", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--hold", type=float, default=0.0)
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.mode == "serve":
+        if args.role == "sink":
+            return serve_sink(args.port, args.bytes)
+        if args.role == "source":
+            return serve_source(args.port, args.bytes, args.seed)
+        if args.role == "echo":
+            return serve_echo(args.port)
+    else:
+        if args.role == "send":
+            return client_send(args.host, args.port, args.bytes, args.seed)
+        if args.role == "recv":
+            return client_recv(args.host, args.port, args.bytes)
+        if args.role == "rr":
+            return client_rr(args.host, args.port, args.count, args.warmup)
+        if args.role == "connect":
+            return client_connect(args.host, args.port, args.count)
+        if args.role == "idle":
+            return client_idle(args.host, args.port, args.count, args.hold)
+    raise SystemExit(f"no {args.mode} role {args.role!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the benchmark stops us by PID
+    emit(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

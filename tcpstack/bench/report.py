@@ -1,0 +1,107 @@
+"""The benchmark's output: a Markdown table for people, JSON for programs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from typing import Any
+
+from tcpstack.bench.figures import FIGURES
+from tcpstack.bench.stats import spread
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "kernel": platform.release(),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def summarise(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
+    """One entry per figure that has samples: median/min/max per side and the ratio."""
+    rows = []
+    for figure in FIGURES:
+        sides = samples.get(figure.key)
+        if not sides:
+            continue
+        row: dict[str, Any] = {"figure": figure.key, "label": figure.label, "unit": figure.unit,
+                               "higher_is_better": figure.higher_is_better,
+                               "target": figure.target}
+        for side in ("tcpstack", "kernel"):
+            values = sides.get(side, [])
+            row[side] = {**spread(values), "runs": values} if values else None
+        stack, kernel = row["tcpstack"], row["kernel"]
+        row["ratio"] = (stack["median"] / kernel["median"]
+                        if stack and kernel and kernel["median"] else None)
+        rows.append(row)
+    return rows
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(side: dict[str, Any] | None, runs: int) -> str:
+    if not side:
+        return "failed"
+    text = _number(side["median"])
+    if len(side["runs"]) > 1:
+        text += f" ({_number(side['min'])}–{_number(side['max'])})"
+    if len(side["runs"]) < runs:
+        text += f" [{len(side['runs'])}/{runs} runs]"
+    return text
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cfg, mach = report["config"], report["machine"]
+    lines = [
+        f"tcpstack bench — {mach['date']}, {mach['cpu']} ({mach['cores']} cores), "
+        f"Python {mach['python']}, Linux {mach['kernel']}",
+        f"offloads {cfg['offload'] or 'unknown'}; median (min–max) of {cfg['runs']} runs; "
+        f"bulk {cfg['bulk_mb']:g} MB, under loss {cfg['loss_mb']:g} MB; "
+        f"{cfg['rr_count']} round trips; {cfg['connect_count']} connects; "
+        f"{cfg['idle_conns']} idle connections",
+        "",
+        "| workload | unit | tcpstack | kernel↔kernel (veth) | tcpstack/kernel | target |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in report["results"]:
+        ratio = f"{row['ratio']:.3g}×" if row["ratio"] is not None else "–"
+        lines.append(f"| {row['label']} | {row['unit']} | {_cell(row['tcpstack'], cfg['runs'])} "
+                     f"| {_cell(row['kernel'], cfg['runs'])} | {ratio} | {row['target']} |")
+    notes = report.get("notes", {})
+    if notes.get("kernel_loss_dropped"):
+        dropped = ", ".join(f"{k}: {v}" for k, v in notes["kernel_loss_dropped"].items())
+        lines += ["", f"kernel baseline packets dropped by nftables per run: {dropped}"]
+    if notes.get("stack_retransmits"):
+        rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
+        lines += [f"tcpstack retransmitted segments per run: {rtx}"]
+    for error in report.get("errors", []):
+        lines.append(f"- failed: {error}")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(report: dict[str, Any], path: str) -> None:
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,153 @@
+"""The benchmark's private network: three namespaces it creates and always removes.
+
+::
+
+    <prefix>-t   TUN namespace: tcpstack's TUN (kernel end 10.7.0.1/24, stack 10.7.0.2)
+                 and the kernel peer serving tcpstack
+    <prefix>-a   kernel client, veth end 10.8.0.1/24  ─┐ veth pair
+    <prefix>-b   kernel server, veth end 10.8.0.2/24  ─┘
+
+The kernel-to-kernel baseline runs the same peer program between ``-a`` and
+``-b``; nothing touches the root namespace. Loss for the baseline comes from
+nftables (``numgen random mod 100 < N drop``) on the egress hook of each
+veth end, in both directions, like tcpstack's own ``fault=`` on its link.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+
+from tcpstack.errors import UserError
+from tcpstack.link import netns as ns
+
+TUN_NAME = "tcpsb0"
+TUN_KERNEL_ADDR = "10.7.0.1"
+TUN_PREFIX = 24
+STACK_ADDR = "10.7.0.2"
+VETH_A, VETH_B = "tcpsb-a", "tcpsb-b"
+VETH_A_ADDR, VETH_B_ADDR = "10.8.0.1", "10.8.0.2"
+NFT_TABLE = "tcpstack_bench_loss"
+SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
+
+
+@dataclass
+class BenchNetwork:
+    prefix: str = field(default_factory=lambda: f"tcpsb-{secrets.token_hex(3)}")
+    created: list[str] = field(default_factory=list)
+
+    @property
+    def tun_ns(self) -> str:
+        return f"{self.prefix}-t"
+
+    @property
+    def client_ns(self) -> str:
+        return f"{self.prefix}-a"
+
+    @property
+    def server_ns(self) -> str:
+        return f"{self.prefix}-b"
+
+    tun_name = TUN_NAME
+    stack_addr = STACK_ADDR
+    tun_kernel_addr = TUN_KERNEL_ADDR
+    tun_cidr = f"{TUN_KERNEL_ADDR}/{TUN_PREFIX}"
+    veth_server_addr = VETH_B_ADDR
+
+    def create(self) -> None:
+        """Create the three namespaces and the veth pair; undo everything on failure."""
+        try:
+            for name in (self.tun_ns, self.client_ns, self.server_ns):
+                ns.create_netns(name)
+                self.created.append(name)
+            ns.run_in_netns(self.client_ns, _make_veth, self.server_ns)
+            ns.run_in_netns(self.server_ns, _configure, VETH_B, VETH_B_ADDR)
+        except BaseException:
+            self.remove()
+            raise
+
+    def remove(self) -> None:
+        """Delete every namespace this network created (their devices go with them)."""
+        while self.created:
+            ns.remove_netns(self.created.pop())
+
+    # -- kernel-side loss ----------------------------------------------------------
+
+    def set_kernel_loss(self, percent: int) -> None:
+        """Drop ``percent``% of packets leaving each veth end (both directions).
+
+        Segmentation offloads go off on both ends first, so the kernel sends
+        MSS-sized packets and one drop is one segment (as on tcpstack's link
+        without offloads), not a 64 KB GSO burst."""
+        for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
+            ns.run_in_netns(name, _set_segmentation_offload, dev, False)
+            rules = (f"table netdev {NFT_TABLE} {{\n"
+                     f"  chain egress {{\n"
+                     f"    type filter hook egress device \"{dev}\" priority 0; policy accept;\n"
+                     f"    numgen random mod 100 < {int(percent)} counter drop\n"
+                     f"  }}\n"
+                     f"}}\n")
+            result = _nft(name, ["-f", "-"], rules)
+            if result.returncode != 0:
+                raise UserError(f"nftables cannot drop packets on the veth egress "
+                                f"({result.stderr.strip() or 'nft failed'}); "
+                                f"the kernel loss baseline needs nft with netdev egress hooks")
+
+    def kernel_loss_dropped(self) -> int:
+        """Packets the nftables rules dropped so far (both ends)."""
+        total = 0
+        for name in (self.client_ns, self.server_ns):
+            out = _nft(name, ["list", "table", "netdev", NFT_TABLE]).stdout
+            for line in out.splitlines():
+                words = line.split()
+                if "counter" in words and "packets" in words:
+                    total += int(words[words.index("packets") + 1])
+        return total
+
+    def clear_kernel_loss(self) -> None:
+        for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
+            if ns.netns_exists(name):
+                _nft(name, ["delete", "table", "netdev", NFT_TABLE])
+                ns.run_in_netns(name, _set_segmentation_offload, dev, True)
+
+
+def _nft(netns_name: str, args: list[str], stdin: str | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    try:
+        return ns.netns_run(netns_name, ["nft", *args], input=stdin, capture_output=True,
+                            text=True, timeout=20)
+    except FileNotFoundError:
+        raise UserError("nft (nftables) is not installed; the kernel loss baseline "
+                        "needs it") from None
+
+
+def _make_veth(peer_netns: str) -> None:
+    """In the client namespace: a veth pair whose other end goes to ``peer_netns``."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=VETH_A, kind="veth",
+                 peer={"ifname": VETH_B, "net_ns_fd": peer_netns})
+    _configure(VETH_A, VETH_A_ADDR)
+
+
+def _set_segmentation_offload(ifname: str, enabled: bool) -> None:
+    """``ethtool -K IF tso on|off gso on|off`` in the current thread's namespace."""
+    from pyroute2.ethtool import Ethtool
+
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(ifname)
+        for name in SEGMENTATION_FEATURES:
+            if name in features.features:
+                features.features[name].enable = enabled
+        ethtool.set_features(ifname, features)
+    finally:
+        ethtool.close()
+
+
+def _configure(ifname: str, address: str) -> None:
+    import ipaddress
+
+    ns.configure_interface(ifname, ipaddress.IPv4Interface(f"{address}/24"), None)

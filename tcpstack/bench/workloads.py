@@ -1,0 +1,201 @@
+"""The workloads: each runs once on tcpstack and once kernel-to-kernel, same peer.
+
+A workload run returns ``{figure_key: value}`` for one side (``tcpstack`` or
+``kernel``) or raises ``ProgramFailed``. tcpstack is always the client (on
+its TUN, against the kernel peer in the TUN namespace); the baseline's
+client is the kernel in namespace ``-a`` against the same peer program in
+``-b``, over the veth pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tcpstack.bench import payload
+from tcpstack.bench.processes import Processes, ProgramFailed
+from tcpstack.bench.topology import BenchNetwork
+
+MB = 1_000_000
+SIDES = ("tcpstack", "kernel")
+
+
+@dataclass(frozen=True)
+class Settings:
+    bulk_bytes: int
+    loss_bytes: int
+    rr_count: int
+    rr_warmup: int
+    connect_count: int
+    idle_conns: int
+    idle_hold: float
+    no_offload: bool
+    timeout: float | None         # per program; None: derived from the workload's size
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    figures: tuple[str, ...]
+    run: Callable[[Bench, str, int], dict[str, float]]
+
+
+class Bench:
+    """Runs workloads over a ``BenchNetwork``; owns the processes it starts."""
+
+    def __init__(self, network: BenchNetwork, settings: Settings) -> None:
+        self.net = network
+        self.settings = settings
+        self.procs = Processes()
+        self._ports = itertools.count(20000)
+        self.notes: dict[str, Any] = {"offload": None, "kernel_loss_dropped": {},
+                                      "stack_retransmits": {}}
+
+    # -- one client/server pair --------------------------------------------------
+
+    def pair(self, side: str, server: list[str], client: list[str], timeout: float,
+             fault: str | None = None, terminate_server: bool = False,
+             profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start the peer server, run one client against it, return both results."""
+        port = next(self._ports)
+        server_ns = self.net.tun_ns if side == "tcpstack" else self.net.server_ns
+        peer = self.procs.start(["-m", "tcpstack.bench.peers", "serve", *server,
+                                 "--port", str(port)], netns=server_ns)
+        try:
+            self.procs.wait_ready(peer, timeout=15)
+            if side == "tcpstack":
+                argv = ["-m", "tcpstack.bench.stackclient", *client,
+                        "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
+                        "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
+                        "--host", self.net.tun_kernel_addr, "--port", str(port)]
+                if fault:
+                    argv += ["--fault", fault]
+                if self.settings.no_offload:
+                    argv.append("--no-offload")
+                if profile:
+                    argv += ["--profile", profile]
+                proc = self.procs.start(argv)
+            else:
+                proc = self.procs.start(["-m", "tcpstack.bench.peers", "client", *client,
+                                         "--host", self.net.veth_server_addr,
+                                         "--port", str(port)], netns=self.net.client_ns)
+            client_result = self.procs.result(proc, timeout)
+            server_result = self.procs.result(peer, 15, terminate=terminate_server)
+        finally:
+            self.procs.stop(peer)
+        if side == "tcpstack":
+            self.notes["offload"] = client_result.get("offload")
+        return client_result, server_result
+
+    def _timeout(self, default: float) -> float:
+        return self.settings.timeout or default
+
+    # -- bulk ------------------------------------------------------------------------
+
+    def bulk(self, side: str, direction: str, total: int, seed: int,
+             loss: int = 0, profile: str | None = None) -> float:
+        """MB/s from the receiver's first byte to its FIN; SHA-256 checked."""
+        fault = f"loss={loss}%,seed={seed}" if loss else None
+        timeout = self._timeout(60 + total / MB)            # a 1 MB/s floor
+        server = (["sink", "--bytes", str(total)] if direction == "send"
+                  else ["source", "--bytes", str(total), "--seed", str(seed)])
+        client = (["send", "--bytes", str(total), "--seed", str(seed)] if direction == "send"
+                  else ["recv", "--bytes", str(total)])
+        if side == "kernel" and loss:
+            self.net.set_kernel_loss(loss)
+        try:
+            client_result, server_result = self.pair(side, server, client, timeout,
+                                                     fault=fault, profile=profile)
+            if side == "kernel" and loss:
+                key = f"loss{loss}-{direction}"
+                self.notes["kernel_loss_dropped"].setdefault(key, []).append(
+                    self.net.kernel_loss_dropped())
+        finally:
+            if side == "kernel" and loss:
+                self.net.clear_kernel_loss()
+        if side == "tcpstack" and not profile:
+            key = f"loss{loss}-{direction}" if loss else f"bulk-{direction}"
+            self.notes["stack_retransmits"].setdefault(key, []).append(
+                client_result.get("retransmits", 0))
+        received = server_result if direction == "send" else client_result
+        if received["bytes"] != total:
+            raise ProgramFailed(f"received {received['bytes']} bytes, expected {total}")
+        if received["sha256"] != payload.expected_sha256(total, seed):
+            raise ProgramFailed("SHA-256 of the received bytes differs from what was sent")
+        if received["seconds"] <= 0:
+            raise ProgramFailed("transfer too short to time")
+        return total / MB / received["seconds"]
+
+
+# -- the workloads -----------------------------------------------------------------
+
+def _bulk(direction: str, loss: int = 0) -> Callable[[Bench, str, int], dict[str, float]]:
+    def run(bench: Bench, side: str, index: int) -> dict[str, float]:
+        total = bench.settings.loss_bytes if loss else bench.settings.bulk_bytes
+        key = f"loss{loss}-{direction}" if loss else f"bulk-{direction}"
+        return {key: bench.bulk(side, direction, total, seed=index + 1, loss=loss)}
+    return run
+
+
+def _rr(bench: Bench, side: str, index: int) -> dict[str, float]:
+    s = bench.settings
+    result, _ = bench.pair(side, ["echo"], ["rr", "--count", str(s.rr_count),
+                                           "--warmup", str(s.rr_warmup)],
+                           bench._timeout(30 + (s.rr_count + s.rr_warmup) * 0.002),
+                           terminate_server=True)
+    return {"rr-median": result["median_us"], "rr-p99": result["p99_us"]}
+
+
+def _connect(bench: Bench, side: str, index: int) -> dict[str, float]:
+    s = bench.settings
+    result, _ = bench.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
+                           bench._timeout(30 + s.connect_count * 0.02), terminate_server=True)
+    return {"connect": result["per_second"]}
+
+
+def _idle(bench: Bench, side: str, index: int) -> dict[str, float]:
+    s = bench.settings
+    client = ["idle", "--count", str(s.idle_conns), "--hold", str(s.idle_hold)]
+    if side == "tcpstack":
+        client += ["--linger", "5"]
+    result, server = bench.pair(side, ["echo"], client,
+                                bench._timeout(60 + s.idle_hold + s.idle_conns * 0.01),
+                                terminate_server=True)
+    alive = result["alive"]
+    if server["max_open"] < s.idle_conns:
+        # The kernel peer never held them all at once: not all were really open.
+        alive = min(alive, server["max_open"])
+    if side == "tcpstack" and result.get("established", alive) < alive:
+        alive = result["established"]
+    return {"idle-alive": alive, "idle-memory": result["kib_per_conn"],
+            "idle-open": s.idle_conns / result["open_seconds"]}
+
+
+WORKLOADS = (
+    Workload("bulk-send", "bulk transfer tcpstack -> kernel", ("bulk-send",), _bulk("send")),
+    Workload("bulk-recv", "bulk transfer kernel -> tcpstack", ("bulk-recv",), _bulk("recv")),
+    Workload("rr", "1-byte request/response latency", ("rr-median", "rr-p99"), _rr),
+    Workload("connect", "sequential connect+close", ("connect",), _connect),
+    Workload("idle", "concurrent idle connections", ("idle-alive", "idle-memory", "idle-open"),
+             _idle),
+    Workload("loss1-send", "bulk tcpstack -> kernel, 1% loss", ("loss1-send",),
+             _bulk("send", 1)),
+    Workload("loss1-recv", "bulk kernel -> tcpstack, 1% loss", ("loss1-recv",),
+             _bulk("recv", 1)),
+    Workload("loss5-send", "bulk tcpstack -> kernel, 5% loss", ("loss5-send",),
+             _bulk("send", 5)),
+    Workload("loss5-recv", "bulk kernel -> tcpstack, 5% loss", ("loss5-recv",),
+             _bulk("recv", 5)),
+)
+WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
+# Names --only accepts besides the workloads themselves.
+GROUPS = {
+    "bulk": ("bulk-send", "bulk-recv"),
+    "loss": ("loss1-send", "loss1-recv", "loss5-send", "loss5-recv"),
+    "loss1": ("loss1-send", "loss1-recv"),
+    "loss5": ("loss5-send", "loss5-recv"),
+    "all": tuple(WORKLOADS_BY_NAME),
+}
