@@ -20,6 +20,7 @@ from tcpstack.link import netns as ns
 PORT = 7
 CLOSED_PORT = 9
 WAIT = 5.0                   # no scenario step waits longer than this
+SETTLE = 0.02                # pause after the kernel's connect() returns
 
 
 class KernelLab:
@@ -48,7 +49,14 @@ class KernelLab:
         return await asyncio.wait_for(asyncio.to_thread(fn), WAIT)
 
     def connect(self, port: int = PORT) -> socket.socket:
-        return ns.run_in_netns(self.netns, socket.create_connection, (self.addr, port), WAIT)
+        """A kernel socket connected to tcpstack (blocking: call from a thread).
+
+        It pauses briefly once connected so the handshake and the first data
+        are drawn apart (and tcpstack's server has its handler running).
+        """
+        sock = ns.run_in_netns(self.netns, socket.create_connection, (self.addr, port), WAIT)
+        time.sleep(SETTLE)
+        return sock
 
     async def until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
         deadline = time.monotonic() + timeout

@@ -10,6 +10,7 @@ import itertools
 
 import pytest
 
+from tcpstack.cli import main
 from tcpstack.core.events import TIMER_KEEPALIVE, TIMER_PERSIST, TIMER_RETRANSMIT, TIMER_TIME_WAIT
 from tcpstack.core.state import State
 from tcpstack.ladder.labels import flag_word
@@ -210,3 +211,17 @@ def test_lost_segment_rto_backoff():
     gaps = [b.time - a.time for a, b in itertools.pairwise(sends)]
     assert gaps[1] == pytest.approx(2 * gaps[0]) and gaps[2] == pytest.approx(2 * gaps[1])
     assert ladder.timers(0) == [TIMER_RETRANSMIT] * 3
+
+
+def test_demo_list_and_sim_cli(capsys, tmp_path):
+    assert main(["demo", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in SCENARIOS)
+    pcap, svg = tmp_path / "s.pcap", tmp_path / "s.svg"
+    assert main(["demo", "simultaneous-close", "--pcap", str(pcap), "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(SCENARIOS["simultaneous-close"].title) and "CLOSING" in out
+    assert main(["ladder", str(pcap)]) == 0          # the pcap draws the same exchange
+    assert "~CLOSING" in capsys.readouterr().out
+    assert main(["demo", "no-such-scenario"]) == 2
+    assert main(["demo", "demo", "--sim"]) == 2
