@@ -4,8 +4,10 @@ a kernel socket on the other side. tcpstack's states are exact, the kernel's inf
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -156,3 +158,23 @@ def test_cli_demo_plain_output_and_files(tmp_path):
     assert svg.read_text().startswith("<svg") and "<table>" in html.read_text()
     assert main(["ladder", str(pcap), "--no-color"]) == 0
 
+
+
+def test_ctrl_c_cleans_up(netns_name):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcpstack", "demo", "keepalive", "--netns", netns_name],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not ns.netns_exists(netns_name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.strip() == "tcpstack: interrupted"
+    assert not ns.netns_exists(netns_name)
