@@ -61,7 +61,7 @@ def demo_ladder():
 def test_trace_ladder_has_exact_and_inferred_states():
     ladder = demo_ladder()
     assert [life.role for life in ladder.lifelines] == ["kernel", "tcpstack"]
-    assert ladder.states(1) == [State.LISTEN, State.SYN_RECEIVED, State.ESTABLISHED,
+    assert ladder.states(1) == [State.CLOSED, State.LISTEN, State.SYN_RECEIVED, State.ESTABLISHED,
                                 State.FIN_WAIT_1, State.TIME_WAIT, State.CLOSED]
     assert ladder.states(0) == [State.CLOSED, State.SYN_SENT, State.ESTABLISHED,
                                 State.CLOSE_WAIT, State.LAST_ACK, State.CLOSED]
