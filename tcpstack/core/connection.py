@@ -37,6 +37,7 @@ from tcpstack.core.events import (
 )
 from tcpstack.core.reassembly import Reassembly
 from tcpstack.core.rtt import RttEstimator
+from tcpstack.core.sack import SackScoreboard
 from tcpstack.core.sendbuf import SendBuffer
 from tcpstack.core.state import State
 from tcpstack.seq import Seq
@@ -157,6 +158,8 @@ class Connection:
         self._in_recovery = False
         self._recover = Seq(iss)             # RFC 6582 "recover"
         self._inflate = 0                    # NewReno window inflation during recovery
+        self._sb: SackScoreboard | None = None   # RFC 6675 scoreboard when SACK is on
+        self._high_rxt = Seq(iss)            # RFC 6675 HighRxt (exclusive end)
         self.retransmits = 0
         self.bytes_sent = 0                  # payload bytes acknowledged by the peer... sent
         self.bytes_received = 0
@@ -639,6 +642,7 @@ class Connection:
             self._ts_recent = o.timestamps[0]
             self._ts_recent_time = now
         self._sack_ok = opts.sack and o.sack_permitted
+        self._sb = SackScoreboard() if self._sack_ok else None
         mss = min(peer_mss, self._adv_mss)
         if self._ts_ok:
             mss -= TS_OPTION_LEN                  # every segment carries the option
@@ -906,10 +910,21 @@ class Connection:
             if window > 0 and self._t_persist is not None:
                 self._t_persist = None
                 self._persist_backoff = 0
+        sb = self._sb
+        sack_added = 0
+        if sb is not None:
+            blocks = seg.options.sack_blocks
+            if blocks:
+                # RFC 2018 §3 / RFC 6675 §2: record what the peer holds above SND.UNA.
+                sack_added = sb.update(ack if d_una > 0 else snd_una, self.snd_max, blocks)
+            elif d_una > 0:
+                sb.advance(ack)
         if d_una > 0:
             self._on_new_ack(seg, ack, d_una, now)
-        elif (d_una == 0 and not seg.payload and not seg.flags & (SYN | FIN)
-              and not window_changed and self.snd_max != snd_una):
+        elif d_una == 0 and not _eq(self.snd_max, snd_una) and (
+                sack_added > 0 or (not seg.payload and not seg.flags & (SYN | FIN)
+                                   and not window_changed)):
+            # RFC 5681 §2 duplicate ACK (RFC 6675 §2: or one with new SACK info).
             self._on_dup_ack(now)
         return True
 
@@ -943,8 +958,12 @@ class Connection:
                 self._in_recovery = False
                 self._inflate = 0
                 self.cc.on_exit_recovery(now)
+            elif self._sb is not None and len(self._sb):
+                # RFC 6675 §5 (C): partial ACK, keep filling holes within pipe.
+                self._sack_recovery_send(now)
             else:
-                # Step 4 partial acknowledgment: retransmit the next hole, deflate.
+                # RFC 6582 §3.2 step 4 partial acknowledgment: retransmit the
+                # next hole, deflate.
                 self._inflate = max(0, self._inflate - acked) + self.mss
                 self._retransmit_head(now)
         if _eq(self.snd_una, self.snd_max):
@@ -959,6 +978,24 @@ class Connection:
         """RFC 5681 §3.2 / RFC 6582 §3.2 duplicate ACK handling."""
         self._dupacks += 1
         self._stack._count("dup_acks_received")
+        sb = self._sb
+        if sb is not None and len(sb):
+            # RFC 6675 SACK-based recovery.
+            if self._in_recovery:
+                self._sack_recovery_send(now)
+            elif _sdist(self.snd_una, self._recover) >= 0 and (
+                    self._dupacks >= 3 or sb.is_lost(self.snd_una, self.mss)):
+                # §5 (4): enter loss recovery, RecoveryPoint = HighData.
+                flight = _sdist(self.snd_max, self.snd_una)
+                self._recover = self.snd_max
+                self._high_rxt = self.snd_una
+                self._in_recovery = True
+                self._inflate = 0
+                self.cc.on_enter_recovery(now, flight)
+                self._stack._count("fast_retransmits")
+                self._stack._count("sack_recoveries")
+                self._sack_recovery_send(now)
+            return
         if self._in_recovery:
             self._inflate += self.mss             # step 4: inflate by one segment
             return
@@ -971,6 +1008,63 @@ class Connection:
             self._inflate = 3 * self.mss
             self._stack._count("fast_retransmits")
             self._retransmit_head(now)
+
+    def _sack_recovery_send(self, now: float) -> None:
+        """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg().
+
+        Rule (1), lost holes, is retransmitted here; rule (2), new data, goes
+        through ``_output`` with the window opened by exactly cwnd - pipe.
+        """
+        sb = self._sb
+        assert sb is not None
+        mss = self.mss
+        cwnd = self.cc.cwnd
+        for _ in range(64):                       # bounded work per ACK
+            if _sdist(self._high_rxt, self.snd_una) < 0:
+                self._high_rxt = self.snd_una
+            pipe = sb.pipe(self.snd_una, self.snd_max, self._high_rxt, mss)
+            if cwnd - pipe < mss:
+                break
+            nxt = sb.next_seg(self.snd_una, self.snd_max, self._high_rxt, mss)
+            if nxt is None:
+                # Rule (2): new data, within cwnd - pipe.
+                self._inflate = max(0, _sdist(self.snd_max, self.snd_una) - pipe)
+                if not self._output(now):
+                    nxt = sb.next_seg(self.snd_una, self.snd_max, self._high_rxt, mss,
+                                      rule3=True)
+                    if nxt is None:
+                        break
+                else:
+                    continue
+            seq, length = nxt
+            if not self._retransmit_range(seq, length, now):
+                break
+            self._high_rxt = seq + length
+        self._inflate = max(0, _sdist(self.snd_max, self.snd_una)
+                            - sb.pipe(self.snd_una, self.snd_max, self._high_rxt, mss))
+
+    def _retransmit_range(self, seq: Seq, length: int, now: float) -> bool:
+        """Resend ``[seq, seq+length)`` of the send queue (a SACK hole)."""
+        off = _sdist(seq, self._buf_seq)
+        avail = len(self._sndbuf) - off
+        if off < 0:
+            return False
+        flags = ACK
+        fin = self._fin_seq
+        n = min(length, avail)
+        if n <= 0:
+            if fin is None or not _eq(seq, fin):
+                return False
+            n = 0
+            flags |= FIN
+        elif fin is not None and _eq(seq + n, fin) and n < length:
+            flags |= FIN
+        payload = self._sndbuf.peek(off, n) if n else b""
+        self._rtt_seq = None                      # Karn
+        self._emit(self._segment(seq, flags, now, payload), now)
+        self.retransmits += 1
+        self._stack._count("retransmitted_segments")
+        return True
 
     def _our_fin_acked(self, now: float) -> None:
         """Fifth step, per state, once our FIN is acknowledged."""
@@ -1169,6 +1263,8 @@ class Connection:
         self._inflate = 0
         self._dupacks = 0
         self._recover = self.snd_max             # RFC 6582 §3.2 step 1 after a timeout
+        if self._sb is not None:
+            self._sb.clear()                     # the receiver may have reneged (RFC 2018 §8)
         self.snd_nxt = self.snd_una              # go back N from the first unacked byte
         self._t_rtx = None
         if not self._output(now, force_one=True):

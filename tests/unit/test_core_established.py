@@ -350,3 +350,31 @@ def test_zero_window_gives_up_when_probes_go_unanswered():
     h.fire_next()
     h.expect_tx(flags=RST)
     assert isinstance(conn.error, TimeoutError)
+
+
+def test_sack_recovery_retransmits_every_lost_hole_without_waiting():
+    """RFC 6675: with SACK blocks, two holes in one window are both repaired at once."""
+    h = Harness(options=ConnectionOptions(cc="reno", nodelay=True, timestamps=False,
+                                          window_scale=False))
+    conn = h.open_established(TcpOptions(sack_permitted=True))
+    conn.send(b"s" * (8 * MSS), h.now)
+    out = h.tx()
+    assert len(out) == 8
+    una = int(conn.snd_una)
+
+    def seg_edge(i):
+        return una + i * MSS
+
+    # Segments 0 and 3 are lost; 1, 2, 4, 5, 6, 7 arrive and are SACKed.
+    blocks = []
+    for i in (1, 2, 4, 5, 6, 7):
+        if blocks and blocks[-1][1] == seg_edge(i):
+            blocks[-1] = (blocks[-1][0], seg_edge(i + 1))
+        else:
+            blocks.append((seg_edge(i), seg_edge(i + 1)))
+        h.deliver(ack=una, options=TcpOptions(sack_blocks=tuple(reversed(blocks))))
+    resent = sorted(s.seq for s in h.tx())
+    assert resent == [seg_edge(0), seg_edge(3)]
+    assert h.stack.counters["sack_recoveries"] == 1
+    h.deliver(ack=seg_edge(8))
+    assert conn.snd_una == conn.snd_max and not conn._in_recovery
