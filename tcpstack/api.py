@@ -42,8 +42,9 @@ from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter
 _current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar("tcpstack_stack",
                                                                        default=None)
 
-# States in which nothing the application wrote is still unacknowledged.
-_QUIET = frozenset({State.CLOSED, State.TIME_WAIT, State.FIN_WAIT_2, State.LISTEN})
+# States in which a connection is done with (waiting for the peer's FIN in
+# FIN-WAIT-2 is not: the exit lingers for it, so TIME-WAIT can be seen).
+_QUIET = frozenset({State.CLOSED, State.TIME_WAIT, State.LISTEN})
 
 
 class Stack:

@@ -268,5 +268,5 @@ def require_root() -> None:
     import os
 
     if os.geteuid() != 0:
-        raise UserError("tcpstack needs root (network namespaces and /dev/net/tun)")
+        raise UserError("this needs root (network namespaces and /dev/net/tun); try sudo")
 

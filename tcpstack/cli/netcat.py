@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     listen = subparsers.add_parser(
         "listen", help="accept TCP connections on the userspace stack (like nc -l)",
         description="Listen on PORT at the stack's address. By default copy the peer's "
-                    "data to stdout and stdin to the peer, one connection at a time; "
+                    "data to stdout and stdin to the peer, one connection at a time, "
+                    "until both directions are done; "
                     "--echo/--discard/--source serve connections concurrently. "
                     "Prints 'listening on ADDR:PORT' to stderr once packets are accepted.")
     common.one_line_errors(listen)
@@ -219,16 +220,14 @@ async def _read_all(reader: asyncio.StreamReader) -> None:
 
 
 async def _serve_copy(reader: asyncio.StreamReader, writer: Any, stdin: StdinSource) -> None:
-    if stdin.at_eof:
-        writer.write_eof()
-        sending: asyncio.Task[None] | None = None
-    else:
-        sending = asyncio.create_task(copy_stdin_to(stdin, writer))
+    """Both directions until done, like connect: the peer's FIN ends its data,
+    stdin's end sends ours (a later connection gets an immediate FIN)."""
+    sending = asyncio.create_task(copy_stdin_to(stdin, writer))
     try:
-        await copy_to_stdout(reader)        # until the peer's FIN
+        await copy_to_stdout(reader)
+        await sending
     finally:
-        if sending is not None:
-            sending.cancel()                # stdin that is left goes to the next peer
+        sending.cancel()
     writer.close()
     await writer.wait_closed()
 

@@ -60,6 +60,9 @@ class TcpTransport(asyncio.Transport):
         self._finished = self._loop.create_future()
         driver.watch(conn, self._on_change)
         reader.set_transport(self)
+        # An accepted connection may already hold data, a FIN or an error that
+        # the core reported before anyone watched it: take them in now.
+        self._on_change()
 
     # -- asyncio.BaseTransport / ReadTransport -----------------------------
 

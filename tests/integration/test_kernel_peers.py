@@ -392,7 +392,7 @@ def test_keepalive_probes_on_the_wire(netns_name: str, kernel: Kernel, tmp_path)
     pcap = tmp_path / "keepalive.pcap"
 
     async def body() -> None:
-        async with tcpstack.Stack(netns=netns_name, pcap=str(pcap)):
+        async with tcpstack.Stack(netns=netns_name, pcap=str(pcap)) as stack:
             listener = kernel.listen(9000)
             accepted = asyncio.create_task(asyncio.to_thread(listener.accept))
             _reader, writer = await tcpstack.open_connection(KERNEL_ADDR, 9000,
@@ -401,6 +401,7 @@ def test_keepalive_probes_on_the_wire(netns_name: str, kernel: Kernel, tmp_path)
             kernel.sockets.append(conn)
             await asyncio.sleep(1.2)            # idle: probes, each answered
             assert writer.connection.state is State.ESTABLISHED
+            assert stack.counters["keepalive_probes"] >= 2
             writer.close()
             await writer.wait_closed()
 
