@@ -1,0 +1,68 @@
+"""The out-of-order queue and the send queue."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tcpstack.core.reassembly import Reassembly
+from tcpstack.core.sendbuf import SendBuffer
+
+STREAM = bytes(range(256)) * 8
+
+
+def test_reassembly_merges_overlapping_and_adjacent_ranges():
+    r = Reassembly()
+    r.insert(10, STREAM[10:20])
+    r.insert(30, STREAM[30:40])
+    assert r.range_count == 2 and r.held == 20
+    r.insert(15, STREAM[15:32])           # bridges both
+    assert r.range_count == 1 and r.held == 30
+    assert r.pop_ready(0) is None
+    assert r.pop_ready(10) == STREAM[10:40]
+    assert not r
+
+
+def test_reassembly_pop_discards_what_is_already_delivered():
+    r = Reassembly()
+    r.insert(5, STREAM[5:10])
+    r.insert(20, STREAM[20:30])
+    assert r.pop_ready(25) == STREAM[25:30]   # [5, 10) is below the stream: dropped
+    assert not r
+
+
+def test_reassembly_blocks_newest_first_and_limited():
+    r = Reassembly()
+    for start in (100, 10, 50, 200):
+        r.insert(start, STREAM[start:start + 5])
+    assert r.blocks(3) == [(200, 205), (10, 15), (50, 55)]
+
+
+def test_reassembly_range_count_is_bounded():
+    r = Reassembly(max_ranges=2)
+    assert r.insert(10, b"a") and r.insert(20, b"b")
+    assert not r.insert(30, b"c")
+    assert r.insert(11, b"x")              # merging is always possible
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 100)), max_size=40))
+def test_reassembly_yields_the_stream_in_any_arrival_order(pieces):
+    r = Reassembly()
+    for start, size in pieces:
+        r.insert(start, STREAM[start:start + size])
+    pos = 0
+    out = bytearray()
+    while (chunk := r.pop_ready(pos)) is not None:
+        out += chunk
+        pos += len(chunk)
+    assert out == STREAM[:pos]
+
+
+def test_send_buffer_accepts_up_to_capacity_and_consumes_from_the_front():
+    b = SendBuffer(10)
+    assert b.append(b"0123456") == 7
+    assert b.append(memoryview(b"789abc")) == 3
+    assert b.space() == 0 and len(b) == 10
+    assert b.peek(2, 4) == b"2345"
+    b.consume(4)
+    assert b.peek(0, 3) == b"456" and b.space() == 4
