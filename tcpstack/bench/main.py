@@ -186,7 +186,10 @@ def _profile(bench: Bench, directory: str, errors: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tcpstack.cli.common import one_line_errors
+
     parser = argparse.ArgumentParser(prog="tools/bench", description=__doc__.splitlines()[0])
+    one_line_errors(parser)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,104 @@
+"""The benchmark runs end to end with tiny sizes and reports well-formed output.
+
+Not a timing test: nothing here depends on how fast anything is. It checks
+that every workload ran on both sides, that the Markdown table and the JSON
+agree and are complete, and that the benchmark left no namespace behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcpstack.bench.figures import FIGURES
+from tcpstack.bench.workloads import WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def _bench_namespaces() -> set[str]:
+    try:
+        return {name for name in os.listdir("/var/run/netns") if name.startswith("tcpsb-")}
+    except FileNotFoundError:
+        return set()
+
+
+def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "bench"), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None:
+    before = _bench_namespaces()
+    out_json = tmp_path / "bench.json"
+    profile_dir = tmp_path / "profile"
+    profile_dir.mkdir()
+    result = _run("--quick", "--runs", "2", "--json", str(out_json),
+                  "--profile", str(profile_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _bench_namespaces() == before
+
+    report = json.loads(out_json.read_text())
+    assert report["config"]["runs"] == 2
+    assert report["config"]["workloads"] == [w.name for w in WORKLOADS]
+    assert report["config"]["offload"] in ("on", "off")
+    assert report["errors"] == []
+    assert set(report["machine"]) >= {"cpu", "cores", "python", "kernel", "date"}
+    rows = {row["figure"]: row for row in report["results"]}
+    assert list(rows) == [f.key for f in FIGURES]
+    for key, row in rows.items():
+        for side in ("tcpstack", "kernel"):
+            stats = row[side]
+            assert len(stats["runs"]) == 2, (key, side)
+            assert stats["min"] <= stats["median"] <= stats["max"], (key, side)
+            assert all(v > 0 for v in stats["runs"]), (key, side)
+        assert row["ratio"] == pytest.approx(row["tcpstack"]["median"] / row["kernel"]["median"])
+    # 100 idle connections in --quick: every one proved alive by an echo, both sides.
+    assert rows["idle-alive"]["tcpstack"]["runs"] == [100, 100]
+    assert rows["idle-alive"]["kernel"]["runs"] == [100, 100]
+    # The kernel baseline under loss really lost packets (nftables counters).
+    for dropped in report["notes"]["kernel_loss_dropped"].values():
+        assert len(dropped) == 2
+
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| workload | unit | tcpstack | kernel")
+    assert re.fullmatch(r"\|(-+:?\|)+", table[1].replace("---:", "---").replace(" ", ""))
+    body = table[2:]
+    assert [line.split("|")[1].strip() for line in body] == [f.label for f in FIGURES]
+    for line in body:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 6
+        assert re.match(r"^[\d,.]+ \([\d,.]+–[\d,.]+\)$", cells[2]), line
+        assert re.match(r"^[\d,.]+ \([\d,.]+–[\d,.]+\)$", cells[3]), line
+        assert cells[4].endswith("×"), line
+
+    # --profile wrote one cProfile file per bulk direction and printed the top functions.
+    for direction in ("send", "recv"):
+        assert (profile_dir / f"bulk-{direction}.pstats").stat().st_size > 0
+        assert f"cProfile of bulk-{direction}" in result.stderr
+
+
+def test_only_picks_workloads_and_json_goes_to_stdout() -> None:
+    result = _run("--quick", "--runs", "1", "--only", "rr", "--json", "-", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table, _, json_text = result.stdout.partition("\n{")
+    report = json.loads("{" + json_text)
+    assert [row["figure"] for row in report["results"]] == ["rr-median", "rr-p99"]
+    assert "1-byte round trip, median" in table
+    assert "bulk" not in table.split("\n\n", 1)[-1]
+
+
+def test_bad_arguments_are_one_line_errors() -> None:
+    result = _run("--only", "nonsense", timeout=30)
+    assert result.returncode == 2
+    assert "unknown workload 'nonsense'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3
