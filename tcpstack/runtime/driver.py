@@ -162,7 +162,7 @@ class StackDriver:
         try:
             ip, seg = parse_packet(packet)
         except WireError as exc:
-            self.counters[f"drop_{exc.reason}"] += 1
+            self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
                 self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
             return

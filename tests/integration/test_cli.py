@@ -224,3 +224,22 @@ def test_not_root_is_one_line(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err.splitlines() == [
         "tcpstack: this needs root (network namespaces and /dev/net/tun); try sudo"]
     assert not ns.netns_exists("tcps-never-created")
+
+
+def test_listen_with_fault_injection_still_delivers_everything(cli: Cli, kernel: Kernel) -> None:
+    payload = os.urandom(300_000)
+    listen = cli.listen("7", "--echo", "--once", "--stats",
+                        "--fault", "loss=3%,dup=1%,reorder=2%,delay=2ms,seed=11")
+    sock = kernel.connect(7)
+    sock.settimeout(60)
+    sender = threading.Thread(target=lambda: (sock.sendall(payload),
+                                              sock.shutdown(socket.SHUT_WR)))
+    sender.start()
+    received = bytearray()
+    while chunk := sock.recv(65536):
+        received += chunk
+    sender.join()
+    _out, err = listen.communicate(timeout=30)
+    assert listen.returncode == 0, err.decode()
+    assert bytes(received) == payload
+    assert b"retransmitted_segments=" in err          # the losses were repaired

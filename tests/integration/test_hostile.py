@@ -14,6 +14,7 @@ import pytest
 
 import tcpstack
 from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.link import netns as ns
 from tcpstack.wire.tcp import ACK, RST, SYN
 
 from .conftest import STACK_ADDR, Kernel, run_async
@@ -108,7 +109,7 @@ def test_hostile_segments(netns_name: str, kernel: Kernel) -> None:
             # Bad TCP checksum -> dropped and counted, never ACKed nor delivered.
             peer.send(peer.segment("PA", rcv_nxt, server_iss + 1, b"evil", chksum=0xBAD))
             await asyncio.sleep(0.2)
-            assert stack.counters.get("drop_bad-checksum") == 1
+            assert stack.counters.get("drop_bad_checksum") == 1
             assert len(peer.sent_to_us()) == 2
             assert stack.connections_info()[0]["rcv_nxt"] == rcv_nxt
 
@@ -119,7 +120,7 @@ def test_hostile_segments(netns_name: str, kernel: Kernel) -> None:
             peer.send(bytes(IP(src=SPOOFED, dst=STACK_ADDR, proto=6) / whole[20:30]))
             await asyncio.sleep(0.2)
             malformed = {k: v for k, v in stack.counters.items()
-                         if k in ("drop_truncated", "drop_bad-header-length")}
+                         if k in ("drop_truncated", "drop_bad_header_length")}
             assert sum(malformed.values()) == 1, stack.counters
 
             # ... and the stack keeps serving: a real kernel client gets its echo.
@@ -134,5 +135,35 @@ def test_hostile_segments(netns_name: str, kernel: Kernel) -> None:
                     break
                 await asyncio.sleep(0.01)
             assert not any(i["remote"] == (SPOOFED, SPORT) for i in stack.connections_info())
+
+    run_async(body())
+
+
+def test_non_ipv4_and_non_tcp_are_ignored_and_counted(netns_name: str, kernel: Kernel) -> None:
+    import socket
+
+    from scapy.layers.inet import IP
+    from scapy.layers.inet import UDP as UDP4
+    from scapy.layers.inet6 import UDP, IPv6
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name) as stack:
+            await tcpstack.start_server(echo, PORT)
+            # An IPv6 packet written to the TUN through a packet socket on it.
+            eth_p_ipv6 = 0x86DD
+            packet_sock = ns.run_in_netns(netns_name, socket.socket, socket.AF_PACKET,
+                                          socket.SOCK_DGRAM, socket.htons(eth_p_ipv6))
+            kernel.sockets.append(packet_sock)
+            ipv6 = bytes(IPv6(src="fe80::1", dst="ff02::2") / UDP(sport=1, dport=2))
+            packet_sock.sendto(ipv6, ("tcps0", eth_p_ipv6))
+            # UDP over IPv4: not TCP.
+            kernel.raw_socket().sendto(bytes(IP(src=SPOOFED, dst=STACK_ADDR) /
+                                             UDP4(sport=1, dport=2)), (STACK_ADDR, 0))
+            await asyncio.sleep(0.1)
+            assert stack.counters.get("ignored_not_ipv4") == 1
+            assert stack.counters.get("ignored_not_tcp") == 1
+            result = await asyncio.to_thread(kernel.run, ["nc", "-N", STACK_ADDR, str(PORT)],
+                                             input=b"fine", capture_output=True)
+            assert result.stdout == b"fine"
 
     run_async(body())

@@ -417,3 +417,51 @@ def test_keepalive_probes_on_the_wire(netns_name: str, kernel: Kernel, tmp_path)
     assert len(probes) >= 2, [p.summary() for p in ours]
     replies = [p for p in packets if p[IP].src == KERNEL_ADDR and p[TCP].flags == "A"]
     assert len(replies) >= len(probes) - 1   # the last may cross our close
+
+
+def test_slow_reader_backpressure_through_the_window(netns_name: str, kernel: Kernel) -> None:
+    """A reader that does not read closes the window; nothing is lost or dropped."""
+    payload = os.urandom(3 * 1024 * 1024)
+    start_reading = asyncio.Event()
+    digest = hashlib.sha256()
+    received = 0
+
+    async def slow(reader: asyncio.StreamReader, writer) -> None:
+        nonlocal received
+        await start_reading.wait()
+        while data := await reader.read(4096):
+            digest.update(data)
+            received += len(data)
+            if received % (256 * 1024) < 4096:
+                await asyncio.sleep(0.01)
+        writer.close()
+        await writer.wait_closed()
+
+    def client() -> None:
+        sock = kernel.connect(7)
+        sock.settimeout(30)
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)
+        sock.close()
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name) as stack:
+            await tcpstack.start_server(slow, 7)
+            sending = asyncio.create_task(asyncio.to_thread(client))
+            for _ in range(300):
+                info = stack.connections_info()
+                if info and info[0]["rcv_wnd"] == 0:
+                    break
+                await asyncio.sleep(0.01)
+            (info,) = stack.connections_info()
+            assert info["rcv_wnd"] == 0                    # the window closed...
+            assert info["recv_queue"] <= 256 * 1024        # ...at the buffer size
+            assert not sending.done()                      # the kernel is held back
+            start_reading.set()
+            await sending
+            assert received == len(payload)
+            assert digest.hexdigest() == sha(payload)
+            assert [k for k in stack.counters if k.startswith("drop_")] == []
+
+    run_async(body())
