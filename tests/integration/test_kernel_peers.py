@@ -465,3 +465,19 @@ def test_slow_reader_backpressure_through_the_window(netns_name: str, kernel: Ke
             assert [k for k in stack.counters if k.startswith("drop_")] == []
 
     run_async(body())
+
+
+def test_connect_to_silent_address_times_out(netns_name: str) -> None:
+    """Nobody answers at 10.7.0.9 (the kernel does not forward): SYN retries run out."""
+    from tcpstack.core.config import StackConfig
+
+    config = StackConfig(syn_retries=2, initial_rto=0.1)
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, config=config) as stack:
+            with pytest.raises(TimeoutError) as caught:
+                await tcpstack.open_connection("10.7.0.9", 80)
+            assert isinstance(caught.value, ConnectionError)
+            assert stack.connections_info() == []
+
+    run_async(body())
