@@ -536,7 +536,9 @@ class Connection:
                     # RFC 1122 4.2.3.4): send a short segment only if it is all we
                     # have and nothing is unacknowledged (or Nagle is off), or it
                     # fills at least half the largest window the peer offered.
-                    idle = _eq(snd_nxt, self.snd_una) or self.options.nodelay
+                    # After shutdown the tail goes at once (Linux pushes it with the FIN).
+                    idle = (_eq(snd_nxt, self.snd_una) or self.options.nodelay
+                            or fin_seq is not None)
                     if not ((n == unsent and idle) or n >= (self.max_snd_wnd >> 1)):
                         break
                 elif n > mss:

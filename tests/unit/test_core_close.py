@@ -234,3 +234,11 @@ def test_close_all_clears_the_stack(h):
     h.expect_tx(flags=RST)
     assert conn.state is State.CLOSED and list(h.stack.connections()) == []
     assert list(h.stack.listeners()) == []
+
+
+def test_shutdown_pushes_the_nagle_tail_with_the_fin(h):
+    conn = h.open_established()
+    conn.send(b"x" * 600, h.now)                # one full segment + a 64-byte tail
+    assert [len(s.payload) for s in h.tx()] == [536]
+    conn.shutdown(h.now)
+    h.expect_tx(flags=ACK | PSH | FIN, payload=b"x" * 64)
