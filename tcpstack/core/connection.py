@@ -161,7 +161,7 @@ class Connection:
         self._sb: SackScoreboard | None = None   # RFC 6675 scoreboard when SACK is on
         self._high_rxt = Seq(iss)            # RFC 6675 HighRxt (exclusive end)
         self.retransmits = 0
-        self.bytes_sent = 0                  # payload bytes acknowledged by the peer... sent
+        self.bytes_sent = 0                  # payload bytes the peer acknowledged
         self.bytes_received = 0
         self._last_send = now
 
@@ -623,14 +623,14 @@ class Connection:
         self.irs = Seq(seg.seq)
         self.rcv_nxt = self.irs + 1
         self._peer_syn_options = seg.options
-        self._apply_syn_options(seg.options, we_offered=True, now=now)
+        self._apply_syn_options(seg.options, now)
         self.snd_wnd = seg.window               # RFC 7323 §2.2: SYN window is unscaled
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = Seq(seg.seq)
         self._set_state(SYN_RECEIVED, now)
         self._send_syn(now)
 
-    def _apply_syn_options(self, o: TcpOptions, we_offered: bool, now: float) -> None:
+    def _apply_syn_options(self, o: TcpOptions, now: float) -> None:
         """Negotiate MSS, window scale, timestamps and SACK from the peer's SYN."""
         peer_mss = o.mss if o.mss else DEFAULT_MSS
         opts = self.options
@@ -689,7 +689,7 @@ class Connection:
         self.irs = Seq(seg.seq)
         self.rcv_nxt = self.irs + 1
         self._rcv_adv = self.rcv_nxt + min(self._rcv_cap, 0xFFFF)  # our SYN's window
-        self._apply_syn_options(seg.options, we_offered=True, now=now)
+        self._apply_syn_options(seg.options, now)
         self.snd_wnd = seg.window               # unscaled in a SYN (RFC 7323 §2.2)
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = Seq(seg.seq)

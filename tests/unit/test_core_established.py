@@ -378,3 +378,14 @@ def test_sack_recovery_retransmits_every_lost_hole_without_waiting():
     assert h.stack.counters["sack_recoveries"] == 1
     h.deliver(ack=seg_edge(8))
     assert conn.snd_una == conn.snd_max and not conn._in_recovery
+
+
+def test_tso_super_segments_are_whole_mss_multiples():
+    h = Harness(default_config(tso_max=65536),
+                options=ConnectionOptions(nodelay=True, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    conn.send(b"t" * (5 * MSS + 100), h.now)
+    sizes = [len(s.payload) for s in h.tx()]
+    assert sizes == [5 * MSS, 100]
+    assert conn.snd_nxt == conn.iss + 1 + 5 * MSS + 100
