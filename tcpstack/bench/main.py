@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.profile and not os.path.isdir(args.profile):
         raise UsageError(f"--profile {args.profile}: not a directory")
     settings = settings_from(args)
+    load_before = os.getloadavg()[0]
     names = args.only or list(WORKLOADS_BY_NAME)
     samples: dict[str, dict[str, list[float]]] = {}
     errors: list[str] = []
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         network.remove()
         signal.signal(signal.SIGTERM, previous)
     report = {
-        "machine": rep.machine(),
+        "machine": {**rep.machine(), "load_before": round(load_before, 2),
+                    "load_after": round(os.getloadavg()[0], 2)},
         "config": {"runs": args.runs, "workloads": names, "offload": bench.notes["offload"],
                    "no_offload_requested": settings.no_offload, "quick": args.quick,
                    "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,

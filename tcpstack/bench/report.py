@@ -73,7 +73,9 @@ def markdown(report: dict[str, Any]) -> str:
     cfg, mach = report["config"], report["machine"]
     lines = [
         f"tcpstack bench — {mach['date']}, {mach['cpu']} ({mach['cores']} cores), "
-        f"Python {mach['python']}, Linux {mach['kernel']}",
+        f"Python {mach['python']}, Linux {mach['kernel']}"
+        + (f", load average {mach['load_before']:g} before / {mach['load_after']:g} after"
+           if "load_before" in mach else ""),
         f"offloads {cfg['offload'] or 'unknown'}; median (min–max) of {cfg['runs']} runs; "
         f"bulk {cfg['bulk_mb']:g} MB, under loss {cfg['loss_mb']:g} MB; "
         f"{cfg['rr_count']} round trips; {cfg['connect_count']} connects; "
@@ -93,6 +95,8 @@ def markdown(report: dict[str, Any]) -> str:
     if notes.get("stack_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
         lines += [f"tcpstack retransmitted segments per run: {rtx}"]
+    if report.get("errors"):
+        lines.append("")
     for error in report.get("errors", []):
         lines.append(f"- failed: {error}")
     return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ STACK_ADDR = "10.7.0.2"
 VETH_A, VETH_B = "tcpsb-a", "tcpsb-b"
 VETH_A_ADDR, VETH_B_ADDR = "10.8.0.1", "10.8.0.2"
 NFT_TABLE = "tcpstack_bench_loss"
-SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
+DEFAULT_GSO_MAX_SEGS = 65535       # the kernel's GSO_MAX_SEGS
 
 
 @dataclass
@@ -77,11 +77,12 @@ class BenchNetwork:
     def set_kernel_loss(self, percent: int) -> None:
         """Drop ``percent``% of packets leaving each veth end (both directions).
 
-        Segmentation offloads go off on both ends first, so the kernel sends
-        MSS-sized packets and one drop is one segment (as on tcpstack's link
-        without offloads), not a 64 KB GSO burst."""
+        Both ends first get ``gso_max_segs 1``: TCP then builds one packet
+        per MSS (a veth never segments GSO packets, and turning TSO/GSO off
+        does not stop TCP from building them), so one drop is one segment as
+        on tcpstack's link without offloads, not a 64 KB burst."""
         for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
-            ns.run_in_netns(name, _set_segmentation_offload, dev, False)
+            ns.run_in_netns(name, _set_gso_max_segs, dev, 1)
             rules = (f"table netdev {NFT_TABLE} {{\n"
                      f"  chain egress {{\n"
                      f"    type filter hook egress device \"{dev}\" priority 0; policy accept;\n"
@@ -109,7 +110,7 @@ class BenchNetwork:
         for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
             if ns.netns_exists(name):
                 _nft(name, ["delete", "table", "netdev", NFT_TABLE])
-                ns.run_in_netns(name, _set_segmentation_offload, dev, True)
+                ns.run_in_netns(name, _set_gso_max_segs, dev, DEFAULT_GSO_MAX_SEGS)
 
 
 def _nft(netns_name: str, args: list[str], stdin: str | None = None
@@ -132,19 +133,13 @@ def _make_veth(peer_netns: str) -> None:
     _configure(VETH_A, VETH_A_ADDR)
 
 
-def _set_segmentation_offload(ifname: str, enabled: bool) -> None:
-    """``ethtool -K IF tso on|off gso on|off`` in the current thread's namespace."""
-    from pyroute2.ethtool import Ethtool
+def _set_gso_max_segs(ifname: str, segments: int) -> None:
+    """``ip link set IF gso_max_segs N`` in the current thread's namespace."""
+    from pyroute2 import IPRoute
 
-    ethtool = Ethtool()
-    try:
-        features = ethtool.get_features(ifname)
-        for name in SEGMENTATION_FEATURES:
-            if name in features.features:
-                features.features[name].enable = enabled
-        ethtool.set_features(ifname, features)
-    finally:
-        ethtool.close()
+    with IPRoute() as ipr:
+        (index,) = ipr.link_lookup(ifname=ifname)
+        ipr.link("set", index=index, gso_max_segs=segments)
 
 
 def _configure(ifname: str, address: str) -> None:
