@@ -185,6 +185,7 @@ class Connection:
         self._shut_wr = False        # shutdown()/close() called
         self._closed = False         # close() called: the application reads no more
         self._tracer = stack._tracer
+        self._heap_deadline: float | None = None   # the stack's timer heap entry
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
@@ -206,6 +207,7 @@ class Connection:
 
     def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """RFC 9293 §3.10.2 SEND: queue data; returns the number of bytes accepted."""
+        self._stack._dirty.add(self)         # timers may change
         if self.error is not None:
             raise self.error
         if self._shut_wr:
@@ -220,6 +222,7 @@ class Connection:
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RFC 9293 §3.10.3 RECEIVE: up to ``max_bytes`` buffered bytes (b"" if none)."""
+        self._stack._dirty.add(self)
         buf = self._rcvbuf
         if not buf:
             if self.error is not None and not isinstance(self.error, TcpConnectionAborted):
@@ -236,6 +239,7 @@ class Connection:
 
     def shutdown(self, now: float) -> None:
         """Half-close: RFC 9293 §3.10.4 CLOSE for the sending direction."""
+        self._stack._dirty.add(self)
         if self._shut_wr or self.state is CLOSED:
             return
         state = self.state
@@ -259,6 +263,7 @@ class Connection:
 
         Unread received data makes it an abort (RFC 2525 §2.17, as Linux does).
         """
+        self._stack._dirty.add(self)
         if self._closed:
             return
         self._closed = True
@@ -274,6 +279,7 @@ class Connection:
 
     def abort(self, now: float) -> None:
         """RFC 9293 §3.10.5 ABORT: RST to the peer, everything dropped."""
+        self._stack._dirty.add(self)
         if self.state is CLOSED:
             return
         self._send_rst_abort(now)

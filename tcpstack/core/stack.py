@@ -6,6 +6,8 @@ Sans-IO like ``Connection``: segments in through ``receive``, timers through
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -88,6 +90,11 @@ class Stack:
         self._next_ephemeral = 0
         self._challenge_second = -1
         self._challenge_count = 0
+        # Timers: a heap of (deadline, tiebreak, conn) with lazy invalidation; the
+        # connections touched since the last look are re-read (``_dirty``).
+        self._timer_heap: list[tuple[float, int, Connection]] = []
+        self._dirty: set[Connection] = set()
+        self._tiebreak = itertools.count()
 
     # ------------------------------------------------------------ public API
     def listen(self, port: int, backlog: int = 128,
@@ -114,6 +121,7 @@ class Stack:
         iss = self._isn.isn(self.local_addr, local_port, remote_addr, remote_port, now)
         conn = Connection(self, local_port, remote_addr, remote_port, options, now, iss)
         self._conns[conn._key] = conn
+        self._dirty.add(conn)
         self._count("active_opens")
         conn._open_active(now)
         return conn
@@ -135,19 +143,48 @@ class Stack:
         return changed
 
     def next_deadline(self) -> float | None:
-        best = None
-        for conn in self._conns.values():
-            t = conn.next_deadline()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        """The earliest timer deadline of any connection (None if no timer is armed)."""
+        heap = self._refresh_timers()
+        conns = self._conns
+        while heap:
+            d, _, conn = heap[0]
+            if conn._heap_deadline == d and conns.get(conn._key) is conn:
+                return d
+            heapq.heappop(heap)                  # stale entry
+        return None
 
     def poll(self, now: float) -> None:
         """Fire every timer due at ``now``."""
-        for conn in list(self._conns.values()):
-            t = conn.next_deadline()
-            if t is not None and t <= now:
+        heap = self._refresh_timers()
+        conns = self._conns
+        due = []
+        while heap and heap[0][0] <= now:
+            d, _, conn = heapq.heappop(heap)
+            if conn._heap_deadline == d and conns.get(conn._key) is conn:
+                conn._heap_deadline = None
+                due.append(conn)
+        for conn in due:
+            self._dirty.add(conn)
+            if conn.state is not State.CLOSED:
                 conn._on_timers(now)
+
+    def _refresh_timers(self) -> list[tuple[float, int, Connection]]:
+        heap = self._timer_heap
+        dirty = self._dirty
+        if dirty:
+            for conn in dirty:
+                d = conn.next_deadline() if conn.state is not State.CLOSED else None
+                if d != conn._heap_deadline:
+                    conn._heap_deadline = d
+                    if d is not None:
+                        heapq.heappush(heap, (d, next(self._tiebreak), conn))
+            dirty.clear()
+            if len(heap) > 4 * len(self._conns) + 64:
+                # Too many stale entries (e.g. keepalive pushed per segment): rebuild.
+                heap[:] = [(c._heap_deadline, next(self._tiebreak), c)
+                           for c in self._conns.values() if c._heap_deadline is not None]
+                heapq.heapify(heap)
+        return heap
 
     def close_all(self, now: float) -> None:
         """Abort every connection and stop every listener (stack shutdown)."""
@@ -186,6 +223,7 @@ class Stack:
                     self._listen_input(listener, src_addr, seg, now,
                                        iss=Seq(int(conn.snd_max) + 65535 + 2))
                     return
+            self._dirty.add(conn)
             conn._input(seg, now)
             return
         listener = self._listeners.get(seg.dst_port)
@@ -243,6 +281,7 @@ class Stack:
         conn = Connection(self, seg.dst_port, src_addr, seg.src_port, listener.options, now,
                           iss, listener=listener)
         self._conns[conn._key] = conn
+        self._dirty.add(conn)
         listener._syn_queue.add(conn)
         self._count("passive_opens")
         if flags & FIN or seg.payload:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import ACK, RST, Harness, State
+from core_helpers import ACK, REMOTE, RST, Harness, State
 
 from tcpstack.core.config import LINUX_KEEPALIVE, ConnectionOptions, StackConfig
 from tcpstack.core.events import EventKind
@@ -107,3 +107,24 @@ def test_trace_has_segments_states_and_timers():
     assert kinds == {EventKind.SEGMENT_IN, EventKind.SEGMENT_OUT, EventKind.STATE,
                      EventKind.TIMER}
     assert all(str(e) for e in h.events)
+
+
+def test_stack_timer_heap_fires_many_connections_in_deadline_order():
+    h = Harness()
+    conns = []
+    for i in range(50):
+        c = h.stack.connect(REMOTE, 1000 + i, now=float(i % 7))
+        conns.append(c)
+    h.tx()
+    # Every SYN retransmission timer is at connect time + 1 s.
+    assert h.stack.next_deadline() == pytest.approx(1.0)
+    h.stack.poll(1.0)
+    retransmitted = {s.dst_port for s in h.tx()}
+    assert retransmitted == {1000 + i for i in range(50) if i % 7 == 0}
+    conns[1].abort(1.0)                      # its deadline (2.0) must disappear
+    h.tx()
+    h.stack.poll(2.0)
+    assert {s.dst_port for s in h.tx()} == {1000 + i for i in range(50) if i % 7 == 1} - {1001}
+    # The earliest armed deadline is now a backed-off one of the first group (1 + 2 s) or
+    # a first timeout of a later group (i % 7 == 2 -> 3.0).
+    assert h.stack.next_deadline() == pytest.approx(3.0)
