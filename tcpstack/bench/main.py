@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         network.create()
         for name in names:
             workload = WORKLOADS_BY_NAME[name]
+            bench.workload = name
             for index in range(args.runs):
                 for side in SIDES:
                     started = time.monotonic()
@@ -156,14 +157,15 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "machine": {**rep.machine(), "load_before": round(load_before, 2),
                     "load_after": round(os.getloadavg()[0], 2)},
-        "config": {"runs": args.runs, "workloads": names, "offload": bench.notes["offload"],
+        "config": {"runs": args.runs, "workloads": names,
+                   "offload": bench.notes["offload"],
                    "no_offload_requested": settings.no_offload, "quick": args.quick,
                    "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,
                    "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
                    "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,
                    "idle_hold_s": settings.idle_hold},
         "results": rep.summarise(samples),
-        "notes": {k: v for k, v in bench.notes.items() if k != "offload"},
+        "notes": {k: v for k, v in bench.notes.items() if k != "offload" and v},
         "errors": errors,
     }
     sys.stdout.write(rep.markdown(report))

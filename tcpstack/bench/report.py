@@ -69,6 +69,19 @@ def _cell(side: dict[str, Any] | None, runs: int) -> str:
     return text
 
 
+def offload_summary(modes: dict[str, str]) -> str:
+    """``offloads on``, or ``offloads on (off: loss1-send, ...)`` when they differ."""
+    if not modes:
+        return "offloads unknown"
+    values = list(modes.values())
+    main = max(set(values), key=values.count)
+    others = [name for name, mode in modes.items() if mode != main]
+    text = f"tcpstack offloads {main}"
+    if others:
+        text += f" ({'on' if main == 'off' else 'off'}: {', '.join(others)})"
+    return text
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg, mach = report["config"], report["machine"]
     lines = [
@@ -76,7 +89,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {mach['python']}, Linux {mach['kernel']}"
         + (f", load average {mach['load_before']:g} before / {mach['load_after']:g} after"
            if "load_before" in mach else ""),
-        f"offloads {cfg['offload'] or 'unknown'}; median (min–max) of {cfg['runs']} runs; "
+        f"{offload_summary(cfg['offload'])}; median (min–max) of {cfg['runs']} runs; "
         f"bulk {cfg['bulk_mb']:g} MB, under loss {cfg['loss_mb']:g} MB; "
         f"{cfg['rr_count']} round trips; {cfg['connect_count']} connects; "
         f"{cfg['idle_conns']} idle connections",
@@ -92,6 +105,8 @@ def markdown(report: dict[str, Any]) -> str:
     if notes.get("kernel_loss_dropped"):
         dropped = ", ".join(f"{k}: {v}" for k, v in notes["kernel_loss_dropped"].items())
         lines += ["", f"kernel baseline packets dropped by nftables per run: {dropped}"]
+    for note in sorted(set(notes.get("offload_notes", {}).values())):
+        lines.append(f"tcpstack: {note}")
     if notes.get("stack_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
         lines += [f"tcpstack retransmitted segments per run: {rtx}"]

@@ -180,6 +180,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError("--no-offload was asked for but the TUN link uses offloads")
         result = await WORKLOADS[args.workload](stack, args)
         result["offload"] = mode
+        result["offload_note"] = getattr(stack, "offload_note", None)
         counters = stack.counters
         result["counters"] = {k: v for k, v in counters.items() if v}
         result["retransmits"] = sum(int(info.get("retransmits", 0) or 0)

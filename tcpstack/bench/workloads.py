@@ -51,8 +51,9 @@ class Bench:
         self.settings = settings
         self.procs = Processes()
         self._ports = itertools.count(20000)
-        self.notes: dict[str, Any] = {"offload": None, "kernel_loss_dropped": {},
-                                      "stack_retransmits": {}}
+        self.workload = ""                       # the one running, for the notes
+        self.notes: dict[str, Any] = {"offload": {}, "offload_notes": {},
+                                      "kernel_loss_dropped": {}, "stack_retransmits": {}}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -86,8 +87,10 @@ class Bench:
             server_result = self.procs.result(peer, 15, terminate=terminate_server)
         finally:
             self.procs.stop(peer)
-        if side == "tcpstack":
-            self.notes["offload"] = client_result.get("offload")
+        if side == "tcpstack" and self.workload and not profile:
+            self.notes["offload"][self.workload] = client_result.get("offload")
+            if client_result.get("offload_note"):
+                self.notes["offload_notes"][self.workload] = client_result["offload_note"]
         return client_result, server_result
 
     def _timeout(self, default: float) -> float:

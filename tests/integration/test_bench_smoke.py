@@ -50,7 +50,11 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
     report = json.loads(out_json.read_text())
     assert report["config"]["runs"] == 2
     assert report["config"]["workloads"] == [w.name for w in WORKLOADS]
-    assert report["config"]["offload"] in ("on", "off")
+    assert set(report["config"]["offload"]) == {w.name for w in WORKLOADS}
+    assert set(report["config"]["offload"].values()) <= {"on", "off"}
+    # Fault injection needs wire-sized packets: the loss workloads run without offloads.
+    assert all(report["config"]["offload"][w.name] == "off"
+               for w in WORKLOADS if w.name.startswith("loss"))
     assert report["errors"] == []
     assert set(report["machine"]) >= {"cpu", "cores", "python", "kernel", "date"}
     rows = {row["figure"]: row for row in report["results"]}
@@ -66,8 +70,9 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
     assert rows["idle-alive"]["tcpstack"]["runs"] == [100, 100]
     assert rows["idle-alive"]["kernel"]["runs"] == [100, 100]
     # The kernel baseline under loss really lost packets (nftables counters).
-    for dropped in report["notes"]["kernel_loss_dropped"].values():
-        assert len(dropped) == 2
+    dropped = report["notes"]["kernel_loss_dropped"]
+    assert set(dropped) == {"loss1-send", "loss1-recv", "loss5-send", "loss5-recv"}
+    assert all(len(runs) == 2 for runs in dropped.values())
 
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table[0].startswith("| workload | unit | tcpstack | kernel")
