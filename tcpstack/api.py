@@ -28,6 +28,7 @@ from tcpstack.core.events import TraceEvent
 from tcpstack.core.state import State
 from tcpstack.errors import UsageError, UserError
 from tcpstack.link import netns as ns
+from tcpstack.link.tun import TSO_MAX_PAYLOAD
 from tcpstack.runtime.driver import StackDriver
 from tcpstack.runtime.network import (
     DEFAULT_ADDR,
@@ -59,6 +60,15 @@ class Stack:
     name or an object with ``write(packet, ts)``; ``fault`` a
     ``FaultSpec`` (or its text) applied to packets in both directions.
 
+    Offloads: ``offload=True`` (default) opens the TUN with virtio-net
+    headers, checksum offload and TSO when the kernel accepts them: the core
+    then sends super-segments of whole MSS multiples up to 64 KB and takes in
+    the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
+    Fault injection always runs without offloads, so that faults hit
+    wire-sized segments and a corrupted segment is caught by its checksum
+    (with checksum offload the kernel would checksum the corrupted bytes).
+    ``offload_note`` says why offloads are off when they were asked for.
+
     TCP: ``msl`` (TIME-WAIT lasts 2*MSL), ``min_rto``, ``isn_secret``
     (random by default), or a whole ``config=StackConfig(...)``; ``options``
     are the default ``ConnectionOptions``. On exit, connections get up to
@@ -72,10 +82,16 @@ class Stack:
                  tracer: Callable[[TraceEvent], None] | None = None, pcap: Any = None,
                  fault: Any = None, msl: float | None = None, min_rto: float | None = None,
                  isn_secret: bytes | None = None, config: StackConfig | None = None,
-                 options: ConnectionOptions | None = None, linger: float = 2.0) -> None:
+                 options: ConnectionOptions | None = None, linger: float = 2.0,
+                 offload: bool = True) -> None:
+        self.offload_note: str | None = None
+        if offload and fault is not None and not _null_fault(fault):
+            offload = False
+            self.offload_note = ("offloads off: fault injection works on wire-sized "
+                                 "segments with end-to-end checksums")
         self.network = None if link is not None else NetworkSetup(
             netns=netns, tun=tun, addr=addr, tun_addr=tun_addr, mtu=mtu,
-            create_netns=create_netns)
+            create_netns=create_netns, offload=offload)
         if self.network is not None:
             self.network.validate()
         self.addr = ns.parse_ipv4(addr, "stack address")
@@ -144,6 +160,11 @@ class Stack:
             else:
                 link = self._given_link
             self.link = link
+            if self.offload_note is None:
+                self.offload_note = getattr(link, "offload_note", None)
+            if self._fault is None and getattr(link, "offload", False) and getattr(
+                    link, "tso", False) and not self.config.tso_max:
+                self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
             self._pcap = self._open_pcap()
@@ -322,6 +343,16 @@ class Stack:
             if link is not None and getattr(link, key, 0):
                 merged[f"link_{key}"] = getattr(link, key)
         return merged
+
+
+def _null_fault(fault: Any) -> bool:
+    from tcpstack.link.fault import FaultSpec
+
+    try:
+        spec = fault if isinstance(fault, FaultSpec) else FaultSpec.parse(fault)
+    except (ValueError, UserError):
+        return False        # reported when the stack starts
+    return spec.is_null
 
 
 def _replace(obj: Any, changes: dict[str, Any]) -> Any:

@@ -115,7 +115,7 @@ def fault_spec(text: str) -> Any:
 
 def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) -> None:
     """NET: --netns --tun --addr --tun-addr, and unless ``traffic`` is False
-    --pcap --trace --fault --stats."""
+    --no-offload --pcap --trace --fault --stats."""
     net = parser.add_argument_group("network (NET)")
     net.add_argument("--netns", default=DEFAULT_NETNS, metavar="NAME",
                      help="run inside this network namespace; created if missing and then "
@@ -129,6 +129,9 @@ def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) 
                           f"there (default {DEFAULT_TUN_ADDR})")
     if not traffic:
         return
+    net.add_argument("--no-offload", action="store_true",
+                     help="plain packets on the TUN: no virtio-net header, checksum offload "
+                          "or TSO/GSO super-packets (default: on when the kernel offers them)")
     net.add_argument("--pcap", metavar="FILE",
                      help="write every packet in and out to FILE (classic pcap, raw IPv4)")
     net.add_argument("--trace", action="store_true",
@@ -168,6 +171,7 @@ def stack_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
         "pcap": getattr(args, "pcap", None),
         "fault": getattr(args, "fault", None),
         "msl": getattr(args, "msl", None),
+        "offload": not getattr(args, "no_offload", False),
     }
     kwargs.update(overrides)
     return Stack(**kwargs)
@@ -198,6 +202,11 @@ def describe_connection_error(exc: BaseException) -> str:
 
 
 def print_stats(stack: Any) -> None:
+    link = stack.link
+    if link is not None and hasattr(link, "offload"):
+        mode = "on (checksum, TSO/GSO)" if link.offload else "off"
+        note = f" -- {stack.offload_note}" if stack.offload_note and not link.offload else ""
+        print(f"tcpstack offloads: {mode}{note}", file=sys.stderr)
     for info in stack.connections_info():
         fields = " ".join(f"{k}:{v}" for k, v in info.items())
         print(f"tcpstack stats: {fields}", file=sys.stderr)
@@ -242,6 +251,8 @@ async def _run(stack: Any, args: argparse.Namespace, body: Body,
     try:
         try:
             async with stack:
+                if stack.offload_note and getattr(args, "trace", False):
+                    print(f"tcpstack: {stack.offload_note}", file=sys.stderr, flush=True)
                 try:
                     code = await body(stack, args)
                 except asyncio.CancelledError:

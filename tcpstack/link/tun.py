@@ -4,6 +4,27 @@
 ``open_tun`` creates or attaches the device inside a namespace and configures
 the kernel's side of it. The device is opened with ``IFF_TUN | IFF_NO_PI``:
 every read is exactly one IP packet, every write injects one.
+
+Offloads. With ``offload=True`` (the default of ``open_tun``) the device is
+opened with ``IFF_VNET_HDR`` as well, the header size set to 10 bytes (the
+plain ``struct virtio_net_hdr``; the 12-byte variant only adds
+``num_buffers``, which a TUN never uses) and ``TUNSETOFFLOAD(TUN_F_CSUM |
+TUN_F_TSO4 | TUN_F_TSO6)`` tells the kernel we complete checksums and
+segment ourselves. Every read and write then starts with that header:
+
+- writes (``send_offload``) carry ``NEEDS_CSUM`` (the TCP checksum field holds
+  the pseudo-header sum, ``csum_start`` 20, ``csum_offset`` 16) and, for a
+  payload larger than the MSS, ``GSO_TCPV4`` with ``gso_size`` = MSS: one
+  write of up to 64 KB, segmented by the kernel;
+- reads may be GSO packets of up to 64 KB whose TCP checksum is only the
+  pseudo-header sum (``NEEDS_CSUM``): ``recv_offload`` says whether the
+  checksum still has to be verified.
+
+When the kernel refuses ``IFF_VNET_HDR`` or the offload flags, the device is
+used without them (``TunLink.offload`` False) and ``open_tun`` says why in
+``TunLink.offload_note``. Without offload the device's offload features are
+switched off explicitly: a persistent device keeps the features an earlier
+user set, and a reader without the header must never get GSO packets.
 """
 
 from __future__ import annotations
@@ -16,16 +37,44 @@ import struct
 
 from tcpstack.errors import UserError
 from tcpstack.link import netns as ns
+from tcpstack.wire.checksum import fold, ones_sum
 
 TUN_DEVICE = "/dev/net/tun"
 
 # linux/if_tun.h
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
+TUNSETOFFLOAD = 0x400454D0
+TUNGETIFF = 0x800454D2
+TUNSETVNETHDRSZ = 0x400454D8
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+OFFLOAD_FLAGS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
 
-READ_SIZE = 65536   # one read never returns more than one packet
+# linux/virtio_net.h: struct virtio_net_hdr, little-endian on the hosts we run on
+# (a TUN uses the host's byte order unless TUNSETVNETBE/LE says otherwise).
+VNET_HDR = struct.Struct("<BBHHHH")   # flags gso_type hdr_len gso_size csum_start csum_offset
+VNET_HDR_LEN = VNET_HDR.size          # 10
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 0x01
+VIRTIO_NET_HDR_F_DATA_VALID = 0x02
+VIRTIO_NET_HDR_GSO_NONE = 0x00
+VIRTIO_NET_HDR_GSO_TCPV4 = 0x01
+CSUM_START = 20                       # the TCP header right after a 20-byte IPv4 header
+CSUM_OFFSET = 16                      # the checksum field inside the TCP header
+
+MAX_PACKET = 65535                    # the IPv4 total length field
+READ_SIZE = VNET_HDR_LEN + MAX_PACKET + 1   # one read never returns more than one packet
+# Largest TCP payload of one super-segment: the IPv4 total length less the
+# IPv4 header and the largest TCP header.
+TSO_MAX_PAYLOAD = MAX_PACKET - 20 - 60
+
+_PLAIN_HDR = bytes(VNET_HDR_LEN)      # no checksum to complete, not GSO
+_NO_VERIFY = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID
+_pack_hdr = VNET_HDR.pack
 
 
 class TunLink:
@@ -34,36 +83,113 @@ class TunLink:
     ``recv`` returns ``None`` once the device is drained (EAGAIN); the runtime
     calls it until then on every wake-up. ``send`` never blocks: when the
     kernel cannot take a packet it is dropped and counted, TCP retransmits it.
+
+    ``offload`` (and ``tso``) tell whether every read and write carries a
+    ``virtio_net_hdr``; then ``send_offload``/``recv_offload`` are the fast
+    path (``send``/``recv`` still take and give complete, checksummed packets).
+    Counters: ``rx_packets``, ``tx_packets``, ``tx_dropped``, and
+    ``rx_gso_packets``/``tx_gso_packets`` for packets larger than the MTU.
     """
 
-    tso = False
-
-    def __init__(self, fd: int, name: str, mtu: int = 1500) -> None:
+    def __init__(self, fd: int, name: str, mtu: int = 1500, *, offload: bool = False,
+                 offload_note: str | None = None) -> None:
         self._fd = fd
         self.name = name
         self.mtu = mtu
+        self.offload = offload
+        self.tso = offload
+        self.vnet_hdr_len = VNET_HDR_LEN if offload else 0
+        self.offload_note = offload_note
         self.rx_packets = 0
         self.tx_packets = 0
         self.tx_dropped = 0
+        self.rx_gso_packets = 0
+        self.tx_gso_packets = 0
+        self._buf = bytearray(READ_SIZE)
+        self._view = memoryview(self._buf)
 
     def fileno(self) -> int:
         return self._fd
 
-    def recv(self) -> bytes | None:
+    # -- receive ---------------------------------------------------------------
+
+    def _read(self) -> int:
+        """One packet into the buffer; its length, or -1 when none is waiting."""
         try:
-            packet = os.read(self._fd, READ_SIZE)
+            return os.readv(self._fd, (self._buf,))
         except BlockingIOError:
-            return None
+            return -1
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EINTR):
-                return None
+                return -1
             raise
+
+    def recv_offload(self) -> tuple[bytes, bool] | None:
+        """The next packet and whether its TCP checksum must be verified.
+
+        False when the kernel marked it ``NEEDS_CSUM`` (the field holds only
+        the pseudo-header sum) or ``DATA_VALID``. Without offload always True.
+        """
+        n = self._read()
+        if n < 0:
+            return None
         self.rx_packets += 1
-        return packet
+        hlen = self.vnet_hdr_len
+        if not hlen:
+            return bytes(self._view[:n]), True
+        if n > self.mtu + hlen:
+            self.rx_gso_packets += 1
+        return bytes(self._view[hlen:n]), not self._buf[0] & _NO_VERIFY
+
+    def recv(self) -> bytes | None:
+        """The next complete IPv4 packet (a partial checksum is completed here)."""
+        got = self.recv_offload()
+        if got is None:
+            return None
+        packet, verified = got
+        if verified or not self._buf[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+            return bytes(packet)
+        _, _, _, _, start, offset = VNET_HDR.unpack_from(self._buf, 0)
+        where = start + offset
+        if where + 2 > len(packet):
+            return bytes(packet)
+        # The field holds the pseudo-header sum; the checksum covers it and
+        # everything from csum_start on (RFC 1071 complement of the sum).
+        data = bytearray(packet)
+        csum = 0xFFFF - fold(ones_sum(data[start:]))
+        data[where:where + 2] = csum.to_bytes(2, "big")
+        return bytes(data)
+
+    # -- send ------------------------------------------------------------------
 
     def send(self, packet: bytes) -> None:
+        """Write one complete IPv4 packet (checksums filled in, at most the MTU)."""
+        if self.vnet_hdr_len:
+            self._write((_PLAIN_HDR, packet))
+        else:
+            self._write((packet,))
+
+    def send_offload(self, parts: tuple[bytes, ...] | list[bytes], gso_size: int = 0,
+                     header_length: int = 0) -> None:
+        """Write one IPv4+TCP packet given as pieces (e.g. headers, payload).
+
+        Only when ``offload``: the TCP checksum field must hold the folded
+        pseudo-header sum (``build_packet(..., offload=True)``); the kernel
+        completes it. ``gso_size`` > 0 makes it a TSO super-segment whose
+        payload the kernel cuts into ``gso_size`` pieces; ``header_length``
+        is then the IPv4 + TCP header length.
+        """
+        if gso_size:
+            hdr = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+                            header_length, gso_size, CSUM_START, CSUM_OFFSET)
+            self.tx_gso_packets += 1
+        else:
+            hdr = _CSUM_HDR
+        self._write((hdr, *parts))
+
+    def _write(self, parts: tuple[bytes, ...]) -> None:
         try:
-            os.write(self._fd, packet)
+            os.writev(self._fd, parts)
         except (BlockingIOError, InterruptedError):
             self.tx_dropped += 1
             return
@@ -95,19 +221,24 @@ class TunLink:
         self.close()
 
 
-def _attach(ifname: str) -> int:
-    """TUNSETIFF in the current thread's namespace: create or attach ``ifname``."""
+_CSUM_HDR = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0,
+                      CSUM_START, CSUM_OFFSET)
+
+
+def _open_device() -> int:
     try:
-        fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        return os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise UserError(f"{TUN_DEVICE} does not exist "
                         f"(load the tun module: modprobe tun)") from None
     except PermissionError:
         raise UserError(f"permission denied opening {TUN_DEVICE} (run as root)") from None
+
+
+def _set_iff(fd: int, ifname: str, flags: int) -> None:
     try:
-        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", ifname.encode(), IFF_TUN | IFF_NO_PI))
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", ifname.encode(), flags))
     except OSError as exc:
-        os.close(fd)
         if exc.errno == errno.EBUSY:
             raise UserError(f"TUN device {ifname} is in use by another process "
                             f"(choose another with --tun)") from None
@@ -117,21 +248,75 @@ def _attach(ifname: str) -> int:
             raise UserError(f"interface {ifname} exists and is not a TUN device "
                             f"opened without packet info") from None
         raise UserError(f"cannot open TUN device {ifname}: {exc.strerror}") from None
-    return fd
+
+
+def device_flags(fd: int) -> int:
+    """TUNGETIFF: the flags the device was attached with (``IFF_*``)."""
+    raw = fcntl.ioctl(fd, TUNGETIFF, bytes(40))
+    return struct.unpack_from("16sH", raw)[1]
+
+
+def _attach(ifname: str, offload: bool) -> tuple[int, bool, str | None]:
+    """TUNSETIFF in the current thread's namespace: create or attach ``ifname``.
+
+    Returns the fd, whether offloads are on, and why not when they were asked
+    for and refused.
+    """
+    note = None
+    if offload:
+        fd = _open_device()
+        try:
+            _set_iff(fd, ifname, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
+        except UserError as exc:
+            os.close(fd)
+            if "in use" in str(exc) or "not permitted" in str(exc):
+                raise
+            note = f"offloads off: {ifname} refused IFF_VNET_HDR ({exc})"
+        else:
+            try:
+                if not device_flags(fd) & IFF_VNET_HDR:
+                    raise OSError(errno.EINVAL, "attached without IFF_VNET_HDR")
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+                fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOAD_FLAGS)
+            except OSError as exc:
+                # Some kernels/devices refuse: reopen plainly rather than run
+                # with a header whose offloads the kernel does not honour.
+                os.close(fd)
+                note = (f"offloads off: the kernel refused checksum/TSO offload on {ifname} "
+                        f"({exc.strerror or exc})")
+            else:
+                return fd, True, None
+    fd = _open_device()
+    try:
+        _set_iff(fd, ifname, IFF_TUN | IFF_NO_PI)
+        # A persistent device keeps the offload features of its last user:
+        # without the header we must never be handed GSO or partial-checksum
+        # packets.
+        try:
+            fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+        except OSError:
+            pass   # a kernel without TUNSETOFFLOAD offers no offloads either
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, False, note
 
 
 def open_tun(netns_name: str, ifname: str = "tcps0",
              tun_addr: ipaddress.IPv4Interface | str = "10.7.0.1/24",
-             mtu: int = 1500, persist: bool | None = None) -> TunLink:
+             mtu: int = 1500, persist: bool | None = None,
+             offload: bool = True) -> TunLink:
     """Create or attach TUN ``ifname`` inside namespace ``netns_name`` and
     configure the kernel's end: ``tun_addr`` (kept if already there), MTU,
     IPv6 off, link and lo up. ``persist`` True/False sets TUNSETPERSIST;
-    None leaves it as it is."""
+    None leaves it as it is. ``offload`` asks for virtio-net headers with
+    checksum and TSO offload; the link's ``offload`` tells whether it got them
+    and ``offload_note`` why not."""
     ns.validate_ifname(ifname)
     iface = ns.parse_interface(tun_addr) if isinstance(tun_addr, str) else tun_addr
 
-    def inside() -> int:
-        fd = _attach(ifname)
+    def inside() -> tuple[int, bool, str | None]:
+        fd, on, note = _attach(ifname, offload)
         try:
             if persist is not None:
                 fcntl.ioctl(fd, TUNSETPERSIST, 1 if persist else 0)
@@ -139,10 +324,10 @@ def open_tun(netns_name: str, ifname: str = "tcps0",
         except BaseException:
             os.close(fd)
             raise
-        return fd
+        return fd, on, note
 
-    fd = ns.run_in_netns(netns_name, inside)
-    return TunLink(fd, ifname, mtu)
+    fd, on, note = ns.run_in_netns(netns_name, inside)
+    return TunLink(fd, ifname, mtu, offload=on, offload_note=note)
 
 
 def delete_tun(netns_name: str, ifname: str) -> bool:

@@ -19,8 +19,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.wire.addr import addr_wire
 from tcpstack.wire.errors import WireError
+from tcpstack.wire.ipv4 import ipv4_header_bytes
 from tcpstack.wire.packet import build_packet, parse_packet
+from tcpstack.wire.tcp import tcp_header_bytes
 
 if TYPE_CHECKING:
     from tcpstack.core.stack import Stack as CoreStack
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 IPV4_VERSION = 4
 PROTO_TCP = 6
+# The core never makes a segment's payload smaller than this its MSS, so a
+# payload up to here is never a super-segment (no need to look up the MSS).
+MIN_MSS = 64
 
 
 class StackDriver:
@@ -58,6 +64,11 @@ class StackDriver:
         self._ident = 0
         self._running = False
         self._pollable = callable(getattr(link, "next_deadline", None))
+        # Offloading link (TunLink with virtio-net headers): partial checksums
+        # out, TSO super-segments out, GSO packets in whose checksum may be partial.
+        self._offload = bool(getattr(link, "offload", False)) and callable(
+            getattr(link, "send_offload", None))
+        self._recv_checked = getattr(link, "recv_offload", None)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -145,11 +156,16 @@ class StackDriver:
         self._arm_timer()
 
     def _drain_link(self, now: float) -> None:
+        recv_checked = self._recv_checked
+        if recv_checked is not None:
+            while (got := recv_checked()) is not None:
+                self._input(got[0], now, got[1])
+            return
         recv = self.link.recv
         while (packet := recv()) is not None:
             self._input(packet, now)
 
-    def _input(self, packet: bytes, now: float) -> None:
+    def _input(self, packet: bytes, now: float, verify: bool = True) -> None:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
             self.pcap.write(packet, time.time())
@@ -160,7 +176,7 @@ class StackDriver:
             self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
             return
         try:
-            ip, seg = parse_packet(packet)
+            ip, seg = parse_packet(packet, verify)
         except WireError as exc:
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
@@ -175,6 +191,9 @@ class StackDriver:
         output = self.core.take_output()
         if not output:
             return
+        if self._offload:
+            self._flush_offload(output)
+            return
         send = self.link.send
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
@@ -185,6 +204,41 @@ class StackDriver:
                 pcap.write(packet, stamp)
             send(packet)
         self.counters["link_tx_packets"] += len(output)
+
+    def _flush_offload(self, output: list[Any]) -> None:
+        """Write with checksum offload: headers and payload as separate pieces
+        (no copy of the payload), the TCP checksum left to the kernel, and a
+        payload larger than the connection's MSS as one TSO super-segment."""
+        send = self.link.send_offload  # type: ignore[attr-defined]
+        pcap = self.pcap
+        stamp = time.time() if pcap is not None else 0.0
+        conns = getattr(self.core, "_conns", None)
+        ident = self._ident
+        for src, dst, seg in output:
+            ident = (ident + 1) & 0xFFFF
+            payload = seg.payload
+            plen = len(payload)
+            header = tcp_header_bytes(seg, addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP,
+                                      True)
+            head = ipv4_header_bytes(src, dst, len(header) + plen, PROTO_TCP, ident) + header
+            if pcap is not None:
+                pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
+            if plen > MIN_MSS:
+                mss = self._mss_of(conns, seg.src_port, dst, seg.dst_port)
+                if plen > mss:
+                    send((head, payload), mss, len(head))
+                    continue
+            send((head, payload))
+        self._ident = ident
+        self.counters["link_tx_packets"] += len(output)
+
+    def _mss_of(self, conns: Any, local_port: int, remote_addr: str, remote_port: int) -> int:
+        """The send MSS of the connection a segment belongs to (the GSO size)."""
+        conn = conns.get((local_port, remote_addr, remote_port)) if conns is not None else None
+        if conn is not None:
+            return conn.mss
+        # Not found (cannot happen for data): the most that fits the MTU with timestamps.
+        return self.link.mtu - 40 - 12
 
     def _arm_timer(self) -> None:
         if not self._running or self._loop is None:

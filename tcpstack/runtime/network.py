@@ -20,7 +20,9 @@ DEFAULT_TUN_ADDR = "10.7.0.1/24"
 
 @dataclass
 class NetworkSetup:
-    """What to build. ``create_netns`` False makes a missing namespace an error."""
+    """What to build. ``create_netns`` False makes a missing namespace an error.
+    ``offload`` asks for the TUN's checksum/TSO offloads (used when the kernel
+    accepts them; ``link.offload`` tells)."""
 
     netns: str = DEFAULT_NETNS
     tun: str = DEFAULT_TUN
@@ -28,6 +30,7 @@ class NetworkSetup:
     tun_addr: str = DEFAULT_TUN_ADDR
     mtu: int = 1500
     create_netns: bool = True
+    offload: bool = True
     created_netns: bool = field(default=False, init=False)
     link: TunLink | None = field(default=None, init=False)
 
@@ -61,7 +64,8 @@ class NetworkSetup:
             ns.create_netns(self.netns)
             self.created_netns = True
         try:
-            self.link = open_tun(self.netns, self.tun, iface, self.mtu)
+            self.link = open_tun(self.netns, self.tun, iface, self.mtu,
+                                 offload=self.offload)
         except BaseException:
             self.close()
             raise
