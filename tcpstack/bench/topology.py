@@ -9,8 +9,8 @@
 
 The kernel-to-kernel baseline runs the same peer program between ``-a`` and
 ``-b``; nothing touches the root namespace. Loss for the baseline comes from
-nftables (``numgen random mod 100 < N drop``) on the egress hook of each
-veth end, in both directions, like tcpstack's own ``fault=`` on its link.
+nftables (``numgen random mod 100 < N drop``) on the veth, in both
+directions, like tcpstack's own ``fault=`` on its link.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STACK_ADDR = "10.7.0.2"
 VETH_A, VETH_B = "tcpsb-a", "tcpsb-b"
 VETH_A_ADDR, VETH_B_ADDR = "10.8.0.1", "10.8.0.2"
 NFT_TABLE = "tcpstack_bench_loss"
-DEFAULT_GSO_MAX_SEGS = 65535       # the kernel's GSO_MAX_SEGS
+SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
 
 
 @dataclass
@@ -75,25 +75,29 @@ class BenchNetwork:
     # -- kernel-side loss ----------------------------------------------------------
 
     def set_kernel_loss(self, percent: int) -> None:
-        """Drop ``percent``% of packets leaving each veth end (both directions).
+        """Drop ``percent``% of the packets crossing the veth, each direction.
 
-        Both ends first get ``gso_max_segs 1``: TCP then builds one packet
-        per MSS (a veth never segments GSO packets, and turning TSO/GSO off
-        does not stop TCP from building them), so one drop is one segment as
-        on tcpstack's link without offloads, not a 64 KB burst."""
+        A dropped packet must be one TCP segment, as on tcpstack's link
+        without offloads. Linux TCP builds 64 KB GSO packets even with TSO/GSO
+        off on the device, and the egress hook sees them before they are
+        cut up (a veth never cuts them up at all). So TSO/GSO go off on both
+        ends -- the kernel then segments at transmit, as it does for a TUN
+        without offloads -- and the rule sits on the *ingress* hook of each
+        end, where the packets arrive one segment each."""
         for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
-            ns.run_in_netns(name, _set_gso_max_segs, dev, 1)
+            ns.run_in_netns(name, _set_segmentation_offload, dev, False)
             rules = (f"table netdev {NFT_TABLE} {{\n"
-                     f"  chain egress {{\n"
-                     f"    type filter hook egress device \"{dev}\" priority 0; policy accept;\n"
+                     f"  chain ingress {{\n"
+                     f"    type filter hook ingress device \"{dev}\" priority 0; "
+                     f"policy accept;\n"
                      f"    numgen random mod 100 < {int(percent)} counter drop\n"
                      f"  }}\n"
                      f"}}\n")
             result = _nft(name, ["-f", "-"], rules)
             if result.returncode != 0:
-                raise UserError(f"nftables cannot drop packets on the veth egress "
+                raise UserError(f"nftables cannot drop packets on the veth "
                                 f"({result.stderr.strip() or 'nft failed'}); "
-                                f"the kernel loss baseline needs nft with netdev egress hooks")
+                                f"the kernel loss baseline needs nft with netdev hooks")
 
     def kernel_loss_dropped(self) -> int:
         """Packets the nftables rules dropped so far (both ends)."""
@@ -110,7 +114,7 @@ class BenchNetwork:
         for name, dev in ((self.client_ns, VETH_A), (self.server_ns, VETH_B)):
             if ns.netns_exists(name):
                 _nft(name, ["delete", "table", "netdev", NFT_TABLE])
-                ns.run_in_netns(name, _set_gso_max_segs, dev, DEFAULT_GSO_MAX_SEGS)
+                ns.run_in_netns(name, _set_segmentation_offload, dev, True)
 
 
 def _nft(netns_name: str, args: list[str], stdin: str | None = None
@@ -133,13 +137,19 @@ def _make_veth(peer_netns: str) -> None:
     _configure(VETH_A, VETH_A_ADDR)
 
 
-def _set_gso_max_segs(ifname: str, segments: int) -> None:
-    """``ip link set IF gso_max_segs N`` in the current thread's namespace."""
-    from pyroute2 import IPRoute
+def _set_segmentation_offload(ifname: str, enabled: bool) -> None:
+    """``ethtool -K IF tso on|off gso on|off`` in the current thread's namespace."""
+    from pyroute2.ethtool import Ethtool
 
-    with IPRoute() as ipr:
-        (index,) = ipr.link_lookup(ifname=ifname)
-        ipr.link("set", index=index, gso_max_segs=segments)
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(ifname)
+        for name in SEGMENTATION_FEATURES:
+            if name in features.features:
+                features.features[name].enable = enabled
+        ethtool.set_features(ifname, features)
+    finally:
+        ethtool.close()
 
 
 def _configure(ifname: str, address: str) -> None:
