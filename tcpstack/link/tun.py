@@ -124,6 +124,20 @@ class TunLink:
                 return -1
             raise
 
+    def recv_view(self) -> tuple[memoryview, bool] | None:
+        """Like ``recv_offload`` but without copying: the packet is a view of
+        the link's read buffer, valid only until the next read."""
+        n = self._read()
+        if n < 0:
+            return None
+        self.rx_packets += 1
+        hlen = self.vnet_hdr_len
+        if not hlen:
+            return self._view[:n], True
+        if n > self.mtu + hlen:
+            self.rx_gso_packets += 1
+        return self._view[hlen:n], not self._buf[0] & _NO_VERIFY
+
     def recv_offload(self) -> tuple[bytes, bool] | None:
         """The next packet and whether its TCP checksum must be verified.
 

@@ -68,7 +68,8 @@ class StackDriver:
         # out, TSO super-segments out, GSO packets in whose checksum may be partial.
         self._offload = bool(getattr(link, "offload", False)) and callable(
             getattr(link, "send_offload", None))
-        self._recv_checked = getattr(link, "recv_offload", None)
+        # A TUN hands out views of its read buffer: parsed at once, never kept.
+        self._recv_checked = getattr(link, "recv_view", None)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -165,10 +166,10 @@ class StackDriver:
         while (packet := recv()) is not None:
             self._input(packet, now)
 
-    def _input(self, packet: bytes, now: float, verify: bool = True) -> None:
+    def _input(self, packet: bytes | memoryview, now: float, verify: bool = True) -> None:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
-            self.pcap.write(packet, time.time())
+            self.pcap.write(bytes(packet), time.time())
         if not packet or packet[0] >> 4 != IPV4_VERSION:
             self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
             return

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 64 * 1024          # asyncio's StreamReader limit
 HIGH_WATER = 64 * 1024             # asyncio's default transport write limits
 LOW_WATER = 16 * 1024
-PULL_CHUNK = 64 * 1024
+PULL_CHUNK = 256 * 1024
 
 # Our FIN has been acknowledged (or the connection is gone): nothing written is pending.
 _FINISHED = frozenset({State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED})
