@@ -109,8 +109,12 @@ def _log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C (clean up), exit 143."""
+
+
 def _on_sigterm(signum: int, frame: Any) -> NoReturn:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,9 +151,9 @@ def run(args: argparse.Namespace) -> int:
                          f"({time.monotonic() - started:.1f} s)")
         if args.profile:
             _profile(bench, args.profile, errors)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _log("interrupted; cleaning up")
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     finally:
         bench.procs.stop_all()
         network.remove()

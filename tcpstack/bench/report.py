@@ -104,12 +104,12 @@ def markdown(report: dict[str, Any]) -> str:
     notes = report.get("notes", {})
     if notes.get("kernel_loss_dropped"):
         dropped = ", ".join(f"{k}: {v}" for k, v in notes["kernel_loss_dropped"].items())
-        lines += ["", f"kernel baseline packets dropped by nftables per run: {dropped}"]
+        lines += ["", f"- kernel baseline packets dropped by nftables per run: {dropped}"]
     for note in sorted(set(notes.get("offload_notes", {}).values())):
-        lines.append(f"tcpstack: {note}")
+        lines.append(f"- tcpstack: {note}")
     if notes.get("stack_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
-        lines += [f"tcpstack retransmitted segments per run: {rtx}"]
+        lines += [f"- tcpstack retransmitted segments per run: {rtx}"]
     if report.get("errors"):
         lines.append("")
     for error in report.get("errors", []):
