@@ -21,6 +21,8 @@ from tcpstack.bench.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+NUMBER_CELL = r"^-?[\d,.]+ \(-?[\d,.]+–-?[\d,.]+\)$"    # median (min–max)
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
@@ -64,7 +66,8 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
             stats = row[side]
             assert len(stats["runs"]) == 2, (key, side)
             assert stats["min"] <= stats["median"] <= stats["max"], (key, side)
-            assert all(v > 0 for v in stats["runs"]), (key, side)
+            if (key, side) != ("idle-memory", "kernel"):   # machine-wide slab: may shrink
+                assert all(v > 0 for v in stats["runs"]), (key, side)
         assert row["ratio"] == pytest.approx(row["tcpstack"]["median"] / row["kernel"]["median"])
     # 100 idle connections in --quick: every one proved alive by an echo, both sides.
     assert rows["idle-alive"]["tcpstack"]["runs"] == [100, 100]
@@ -82,8 +85,8 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
     for line in body:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert len(cells) == 6
-        assert re.match(r"^[\d,.]+ \([\d,.]+–[\d,.]+\)$", cells[2]), line
-        assert re.match(r"^[\d,.]+ \([\d,.]+–[\d,.]+\)$", cells[3]), line
+        assert re.match(NUMBER_CELL, cells[2]), line
+        assert re.match(NUMBER_CELL, cells[3]), line
         assert cells[4].endswith("×"), line
 
     # --profile wrote one cProfile file per bulk direction and printed the top functions.
