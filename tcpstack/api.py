@@ -40,6 +40,9 @@ from tcpstack.runtime.network import (
 from tcpstack.runtime.server import Handler, Server, make_streams
 from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter
 
+# Default send/receive buffer per connection when the link offloads (TSO/GSO).
+OFFLOAD_BUFFER = 1024 * 1024
+
 _current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar("tcpstack_stack",
                                                                        default=None)
 
@@ -100,6 +103,7 @@ class Stack:
         self._pcap_arg = pcap
         self._fault = fault
         self.options = options or ConnectionOptions()
+        self._options_given = options is not None
         self.linger = linger
         base = config or StackConfig()
         changes: dict[str, Any] = {"mtu": mtu if link is None else getattr(link, "mtu", mtu)}
@@ -165,6 +169,12 @@ class Stack:
             if self._fault is None and getattr(link, "offload", False) and getattr(
                     link, "tso", False) and not self.config.tso_max:
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
+                if not self._options_given:
+                    # 64 KB super-segments: a 256 KiB buffer holds only four of
+                    # them; 1 MiB keeps the pipe full (Linux autotunes its
+                    # buffers up to 4-6 MiB). Buffers grow only when used.
+                    self.options = _replace(self.options, {"send_buffer": OFFLOAD_BUFFER,
+                                                           "recv_buffer": OFFLOAD_BUFFER})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
             self._pcap = self._open_pcap()

@@ -130,6 +130,8 @@ class StackDriver:
         self._timer = None
         when = self._timer_when
         self._timer_when = None
+        # The timer may be one armed for an earlier deadline that has moved
+        # (see _arm_timer): then nothing is due yet and the core is not polled.
         # asyncio may run a timer a hair early; never hand the core a time
         # before the deadline it asked for, or it would ask again at once.
         now = max(self.clock(), when or 0.0)
@@ -249,9 +251,13 @@ class StackDriver:
             link_deadline = self.link.next_deadline()  # type: ignore[attr-defined]
             if link_deadline is not None and (deadline is None or link_deadline < deadline):
                 deadline = link_deadline
-        if deadline == self._timer_when and self._timer is not None:
+        timer = self._timer
+        if timer is not None and (deadline is None or self._timer_when <= deadline):
+            # Deadlines mostly move later (every ACK pushes the retransmission
+            # timer out): keep the armed timer; when it fires early it finds
+            # nothing due and re-arms. Only an earlier deadline re-arms now.
             return
-        if self._timer is not None:
+        if timer is not None:
             self._timer.cancel()
             self._timer = None
         self._timer_when = deadline

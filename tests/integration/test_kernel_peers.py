@@ -447,7 +447,7 @@ def test_slow_reader_backpressure_through_the_window(netns_name: str, kernel: Ke
 
     async def body() -> None:
         async with tcpstack.Stack(netns=netns_name) as stack:
-            await tcpstack.start_server(slow, 7)
+            await tcpstack.start_server(slow, 7, recv_buffer=256 * 1024)
             sending = asyncio.create_task(asyncio.to_thread(client))
             for _ in range(300):
                 info = stack.connections_info()
