@@ -66,7 +66,8 @@ class Stack:
     Offloads: ``offload=True`` (default) opens the TUN with virtio-net
     headers, checksum offload and TSO when the kernel accepts them: the core
     then sends super-segments of whole MSS multiples up to 64 KB and takes in
-    the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
+    the kernel's 64 KB GSO packets, with 1 MiB send/receive buffers per
+    connection unless ``options`` are given. ``offload=False`` uses plain packets.
     Fault injection always runs without offloads, so that faults hit
     wire-sized segments and a corrupted segment is caught by its checksum
     (with checksum offload the kernel would checksum the corrupted bytes).
