@@ -165,3 +165,32 @@ def test_cli_no_offload_and_stats_report_the_mode(cli: Cli, kernel: Kernel) -> N
         _out, err = listen.communicate(timeout=30)
         assert listen.returncode == 0, err.decode()
         assert expected in err, err.decode()
+
+
+def test_kernel_refusing_offloads_falls_back_to_plain_packets(
+        netns_name: str, kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel without TUNSETOFFLOAD support (simulated: that one ioctl
+    fails with EINVAL): the device is reopened plainly and says why."""
+    import errno
+    import fcntl
+
+    from tcpstack.link import tun
+
+    real_ioctl = fcntl.ioctl
+
+    def ioctl(fd: int, request: int, arg: object = 0, *rest: object) -> object:
+        if request == tun.TUNSETOFFLOAD and arg:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_ioctl(fd, request, arg, *rest)
+
+    monkeypatch.setattr(tun.fcntl, "ioctl", ioctl)
+    payload = _payload(1024 * 1024)
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name) as stack:
+            assert stack.link.offload is False and stack.config.tso_max == 0
+            assert "refused" in (stack.offload_note or "")
+            assert await _receive_all(stack, kernel, 9006, payload) == payload
+            assert stack.link.rx_gso_packets == 0
+
+    run_async(body(), timeout=60)
