@@ -1170,7 +1170,10 @@ class Connection:
 
     def _on_fin(self, now: float) -> None:
         """Eighth step: the FIN is next in sequence."""
+        if self._fin_rcvd:
+            return                                   # a copy of a FIN already taken
         self._fin_rcv_off = None
+        self._ooo.clear()                            # nothing lies beyond the FIN
         self._fin_rcvd = True
         self.rcv_nxt = self.rcv_nxt + 1              # the FIN occupies one sequence number
         self._ack_now = True

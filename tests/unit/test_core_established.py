@@ -389,3 +389,13 @@ def test_tso_super_segments_are_whole_mss_multiples():
     sizes = [len(s.payload) for s in h.tx()]
     assert sizes == [5 * MSS, 100]
     assert conn.snd_nxt == conn.iss + 1 + 5 * MSS + 100
+
+
+def test_fin_seen_out_of_order_then_again_in_order_counts_once(h, conn):
+    """A FIN queued beyond a hole, then a retransmission covering hole and FIN."""
+    base = int(h.peer_nxt)
+    h.deliver(seq=base + 10, payload=b"b" * 10, flags=FIN | ACK, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base)
+    h.deliver(seq=base, payload=b"a" * 10 + b"b" * 10, flags=FIN | ACK, advance_peer=False)
+    h.expect_tx(flags=ACK, ack=base + 21)
+    assert conn.rcv_nxt == base + 21 and conn.state is State.CLOSE_WAIT
