@@ -243,18 +243,15 @@ class Connection:
         if self._shut_wr or self.state is CLOSED:
             return
         state = self.state
-        if state is SYN_SENT:
-            # §3.10.4: "delete the TCB" -- nothing was sent yet.
-            self._shut_wr = True
-            self._terminate(now)
-            return
         self._shut_wr = True
         self._fin_seq = self._buf_seq + len(self._sndbuf)
         if state is ESTABLISHED:
             self._set_state(FIN_WAIT_1, now)
         elif state is CLOSE_WAIT:
             self._set_state(LAST_ACK, now)
-        # SYN-RECEIVED: §3.10.4 "queue for processing after entering ESTABLISHED".
+        # SYN-SENT / SYN-RECEIVED: the FIN is queued and follows the queued data once
+        # ESTABLISHED (§3.10.4 SYN-RECEIVED; for SYN-SENT a half-close keeps the data
+        # already queued instead of deleting the TCB -- close() deletes it).
         if self.state in _SEND_STATES:
             self._output(now)
 
@@ -268,6 +265,9 @@ class Connection:
             return
         self._closed = True
         if self.state is CLOSED:
+            return
+        if self.state is SYN_SENT:
+            self._terminate(now)           # §3.10.4 SYN-SENT: "Delete the TCB"
             return
         if self._rcvbuf:
             self._send_rst_abort(now)

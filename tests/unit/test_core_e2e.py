@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.stack import Stack
 from tcpstack.core.state import State
@@ -120,3 +124,52 @@ def test_connect_to_closed_port_is_refused():
     assert client.state is State.CLOSED
     assert isinstance(client.error, ConnectionRefusedError)
     assert b.counters["drop_no_socket"] == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("options", [ConnectionOptions(),
+                                     ConnectionOptions(sack=False, timestamps=False,
+                                                       window_scale=False),
+                                     ConnectionOptions(send_buffer=3000, recv_buffer=2000)],
+                         ids=["all-options", "no-options", "tiny-buffers"])
+def test_echo_with_half_close_over_a_lossy_reordering_duplicating_link(seed, options):
+    """Client sends, shuts down; server echoes until EOF, closes. Byte-exact, both ways."""
+    rng = random.Random(seed)
+    a = Stack(A, StackConfig(isn_secret=bytes([seed]) * 16))
+    b = Stack(B, StackConfig(isn_secret=b"b" * 16))
+    listener = b.listen(7, options=options)
+    now = 0.0
+    client = a.connect(B, 7, now, options=options)
+    in_flight: list[tuple[float, float, Stack, str, str, object]] = []
+    payload = rng.randbytes(60_000)
+    sent, echoed, backlog = 0, bytearray(), bytearray()
+    server = None
+    while not (client.at_eof and len(echoed) == len(payload)):
+        assert now < 120, (client.info(), server and server.info())
+        for src_stack, dst_stack in ((a, b), (b, a)):
+            for src, dst, seg in src_stack.take_output():
+                if rng.random() < 0.04:
+                    continue                                     # loss
+                for _ in range(2 if rng.random() < 0.03 else 1):  # duplication
+                    late = rng.random() * 0.01 if rng.random() < 0.1 else 0.0
+                    in_flight.append((now + 0.002 + late, rng.random(), dst_stack, src, dst, seg))
+        in_flight.sort(key=lambda x: (x[0], x[1]))
+        while in_flight and in_flight[0][0] <= now:
+            _, _, dst_stack, src, dst, seg = in_flight.pop(0)
+            dst_stack.receive(src, dst, seg, now)
+        if server is None:
+            server = listener.accept()
+        if sent < len(payload):
+            sent += client.send(payload[sent:sent + 8192], now)
+            if sent == len(payload):
+                client.shutdown(now)
+        echoed += client.recv(1 << 20, now)
+        if server is not None and server.state is not State.CLOSED:
+            backlog += server.recv(1 << 20, now)
+            if backlog:
+                del backlog[:server.send(bytes(backlog), now)]
+            if server.at_eof and not backlog and server.state is State.CLOSE_WAIT:
+                server.close(now)
+        now += 0.001
+        run_timers((a, b), now)
+    assert bytes(echoed) == payload

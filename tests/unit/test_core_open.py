@@ -259,3 +259,13 @@ def test_ephemeral_ports_are_deterministic_and_distinct(h):
     h2 = Harness()
     ports2 = {h2.stack.connect("192.0.2.9", 80, 0.0).local[1] for _ in range(50)}
     assert ports == ports2
+
+
+def test_shutdown_in_syn_sent_sends_data_then_fin_after_handshake(h):
+    conn = h.open_syn_sent()
+    conn.send(b"queued", h.now)
+    conn.shutdown(h.now)
+    assert conn.state is State.SYN_SENT
+    h.deliver(flags=SYN | ACK, ack=int(conn.iss) + 1)
+    h.expect_tx(flags=ACK | FIN | 0x08, payload=b"queued")
+    assert conn.state is State.FIN_WAIT_1
