@@ -89,6 +89,21 @@ def _sdist(a: int, b: int) -> int:
 class Connection:
     """One TCB. Created by ``Stack.connect`` or by a listener; see docs/architecture.md."""
 
+    __slots__ = (
+        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
+        "_dupacks", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_heap_deadline", "_high_rxt",
+        "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent", "_last_rcv",
+        "_last_send", "_listener", "_ooo", "_peer_syn_options", "_persist_backoff",
+        "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
+        "_rcvbuf", "_recover", "_rtt_seq", "_rtt_time", "_sack_ok", "_sb", "_shut_wr",
+        "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2", "_t_keepalive",
+        "_t_persist", "_t_rtx", "_t_time_wait", "_tracer", "_ts_offset", "_ts_ok",
+        "_ts_recent", "_ts_recent_time", "_ws_ok", "bytes_received", "bytes_sent", "cc",
+        "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive",
+        "rcv_nxt", "remote", "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
+        "snd_wl2", "snd_wnd", "state",
+    )
+
     def __init__(self, stack: Stack, local_port: int, remote_addr: str, remote_port: int,
                  options: ConnectionOptions | None, now: float, iss: Seq,
                  listener: Listener | None = None) -> None:
