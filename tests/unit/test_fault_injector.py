@@ -6,10 +6,10 @@ import itertools
 import math
 
 import pytest
-from tcpstack.wire.packet import build_packet, parse_packet
 
 from tcpstack.link.fault import FaultInjector, FaultSpec
 from tcpstack.wire.errors import WireError
+from tcpstack.wire.packet import build_packet, parse_packet
 from tcpstack.wire.tcp import ACK, PSH, TcpSegment
 
 N = 20_000
