@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
+from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.core.events import TraceEvent
 from tcpstack.core.state import State
 from tcpstack.errors import UsageError, UserError
@@ -265,6 +266,9 @@ class Stack:
     def _options(self, options: ConnectionOptions | None, **changes: Any) -> ConnectionOptions:
         base = options or self.options
         changes = {k: v for k, v in changes.items() if v is not None}
+        if changes.get("cc", "cubic") not in ALGORITHMS:
+            raise UsageError(f"unknown congestion control {changes['cc']!r}; "
+                             f"choose one of: {', '.join(ALGORITHMS)}")
         try:
             return _replace(base, changes)
         except ValueError as exc:
@@ -280,7 +284,8 @@ class Stack:
                               nodelay: bool | None = None,
                               keepalive: tuple[float, float, int] | None = None,
                               mss: int | None = None, send_buffer: int | None = None,
-                              recv_buffer: int | None = None, limit: int = DEFAULT_LIMIT,
+                              recv_buffer: int | None = None, cc: str | None = None,
+                              limit: int = DEFAULT_LIMIT,
                               ) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
         """Active open; returns once ESTABLISHED. Raises ConnectionRefusedError,
         TimeoutError (a ConnectionError too) as the kernel's would."""
@@ -289,7 +294,7 @@ class Stack:
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
-                             send_buffer=send_buffer, recv_buffer=recv_buffer)
+                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc)
         try:
             conn = self.core.connect(remote, int(port), driver.now(), local_port=local_port,
                                      options=opts)
@@ -310,7 +315,8 @@ class Stack:
                            nodelay: bool | None = None,
                            keepalive: tuple[float, float, int] | None = None,
                            mss: int | None = None, send_buffer: int | None = None,
-                           recv_buffer: int | None = None, limit: int = DEFAULT_LIMIT,
+                           recv_buffer: int | None = None, cc: str | None = None,
+                           limit: int = DEFAULT_LIMIT,
                            ) -> Server:
         """Passive open on ``port``; ``handler(reader, writer)`` runs per connection."""
         driver = self._require_running()
@@ -319,7 +325,7 @@ class Stack:
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
-                             send_buffer=send_buffer, recv_buffer=recv_buffer)
+                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc)
         try:
             listener = self.core.listen(int(port), backlog=backlog, options=opts)
         except OSError as exc:

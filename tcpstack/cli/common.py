@@ -24,6 +24,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
+from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.errors import UserError
 from tcpstack.runtime.network import DEFAULT_ADDR, DEFAULT_NETNS, DEFAULT_TUN, DEFAULT_TUN_ADDR
 
@@ -143,7 +144,7 @@ def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) 
 
 
 def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
-    """TCP: --msl --keepalive --mss --nodelay."""
+    """TCP: --msl --keepalive --mss --nodelay --cc."""
     tcp = parser.add_argument_group("TCP")
     tcp.add_argument("--msl", type=positive_seconds, metavar="SECONDS",
                      help="maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 30)")
@@ -153,6 +154,9 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
     tcp.add_argument("--mss", type=mss_value, metavar="BYTES",
                      help="the MSS to advertise (default MTU - 40)")
     tcp.add_argument("--nodelay", action="store_true", help="disable Nagle's algorithm")
+    tcp.add_argument("--cc", choices=ALGORITHMS,
+                     help="congestion control: cubic (RFC 9438, default) or reno "
+                          "(NewReno, RFC 5681/6582)")
 
 
 # -- from options to a running stack ------------------------------------------
@@ -183,6 +187,7 @@ def connection_options(args: argparse.Namespace) -> dict[str, Any]:
         "keepalive": getattr(args, "keepalive", None),
         "mss": getattr(args, "mss", None),
         "nodelay": True if getattr(args, "nodelay", False) else None,
+        "cc": getattr(args, "cc", None),
     }
 
 

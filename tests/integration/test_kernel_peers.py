@@ -124,6 +124,27 @@ def test_20mb_each_way_kernel_client(netns_name: str, kernel: Kernel) -> None:
     run_async(body(), timeout=120)
 
 
+@pytest.mark.parametrize("cc", ["reno", "cubic"])
+def test_congestion_control_selectable_per_connection(netns_name: str, kernel: Kernel,
+                                                      cc: str) -> None:
+    """``cc=`` picks the controller of each connection; both carry data intact."""
+    payload = os.urandom(2_000_000)
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=3") as stack:
+            await tcpstack.start_server(echo_handler, 7, cc=cc)
+            sock = await asyncio.to_thread(kernel.connect, 7)
+            [conn] = stack.connections()
+            assert conn.cc.name == cc
+            sock.close()
+            echoed = await asyncio.to_thread(kernel_echo_client, kernel, 7, payload)
+            assert sha(echoed) == sha(payload)
+            with pytest.raises(tcpstack.errors.UsageError):
+                await tcpstack.open_connection(KERNEL_ADDR, 9, cc="bbr")
+
+    run_async(body(), timeout=120)
+
+
 def test_20mb_each_way_stack_client(netns_name: str, kernel: Kernel) -> None:
     payload = os.urandom(BIG)
 
