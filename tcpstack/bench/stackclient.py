@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from tcpstack.bench import payload
-from tcpstack.bench.peers import raise_fd_limit
+from tcpstack.bench.peers import raise_fd_limit, receive_buffer
 from tcpstack.bench.stats import latency_summary
 from tcpstack.core.state import State
 
@@ -79,25 +79,34 @@ async def run_send(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_recv(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Into one pre-touched buffer (as the kernel peer's receiver); time first byte -> FIN."""
+    total = args.bytes
+    buffer = receive_buffer(total)
+    view = memoryview(buffer)
     reader, writer = await stack.open_connection(args.host, args.port)
-    parts: list[bytes] = []
+    readinto = getattr(reader, "readinto", None)
     got = 0
     first = 0.0
     while True:
-        data = await reader.read(READ_CHUNK)
-        if not data:
+        space = view[got:got + READ_CHUNK]      # never empty: got <= total here
+        if readinto is not None:
+            n = await readinto(space)
+        else:
+            data = await reader.read(len(space))
+            n = len(data)
+            space[:n] = data
+        if not n:
             break
         if not got:
             first = time.perf_counter()
-        got += len(data)
-        parts.append(data)
+        got += n
+        if got > total:
+            break
     end = time.perf_counter()
     writer.close()
     await writer.wait_closed()
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return {"bytes": got, "sha256": digest.hexdigest(), "seconds": end - first if got else 0.0}
+    digest = hashlib.sha256(view[:min(got, total)]).hexdigest()
+    return {"bytes": got, "sha256": digest, "seconds": end - first if got else 0.0}
 
 
 async def run_rr(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
