@@ -26,28 +26,39 @@ NUMBER_CELL = r"^-?[\d,.]+ \(-?[\d,.]+–-?[\d,.]+\)$"    # median (min–max)
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def _bench_namespaces() -> set[str]:
-    try:
-        return {name for name in os.listdir("/var/run/netns") if name.startswith("tcpsb-")}
-    except FileNotFoundError:
-        return set()
+def _private_netns_dir(directory: Path, argv: list[str]) -> list[str]:
+    """``argv`` in a mount namespace of its own whose /var/run/netns is ``directory``.
+
+    The namespaces the benchmark creates are named there and nowhere else, so
+    other runs on the machine neither see them nor add to them; one it leaves
+    behind stays in ``directory`` as a file (and the namespace itself goes
+    with the mount namespace).
+    """
+    bind = 'mkdir -p /var/run/netns && mount --bind "$0" /var/run/netns && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", bind,
+            str(directory), *argv]
 
 
-def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, timeout: float = 240,
+         netns_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "bench"), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    argv = [sys.executable, str(ROOT / "tools" / "bench"), *args]
+    if netns_dir is not None:
+        argv = _private_netns_dir(netns_dir, argv)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=ROOT)
 
 
 def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None:
-    before = _bench_namespaces()
+    netns_dir = tmp_path / "netns"
+    netns_dir.mkdir()
     out_json = tmp_path / "bench.json"
     profile_dir = tmp_path / "profile"
     profile_dir.mkdir()
     result = _run("--quick", "--runs", "2", "--json", str(out_json),
-                  "--profile", str(profile_dir))
+                  "--profile", str(profile_dir), netns_dir=netns_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _bench_namespaces() == before
+    assert os.listdir(netns_dir) == []     # every namespace it created is gone
 
     report = json.loads(out_json.read_text())
     assert report["config"]["runs"] == 2
