@@ -59,17 +59,17 @@ def as_nobody() -> tuple[str, dict[str, str]]:
 def test_tcpstack_runs_in_an_unprivileged_user_namespace(
         as_nobody: tuple[str, dict[str, str]]) -> None:
     python, env = as_nobody
-    # Private tmpfs mounts on /run (for named namespaces) and /tmp (scratch
-    # files), visible only inside this mount namespace.
+    # A private tmpfs on /run, visible only inside this mount namespace, holds
+    # the named namespaces and the scratch files. (Not one on /tmp: the
+    # checkout tcpstack is imported from may live there.)
     script = f"""
 set -e
 mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
-{python} -m tcpstack listen --netns lab --once --msl 1 7000 > /tmp/out 2> /tmp/err &
+{python} -m tcpstack listen --netns lab --once --msl 1 7000 > /run/out 2> /run/err &
 pid=$!
 i=0
-until grep -q "listening on" /tmp/err; do
-    i=$((i + 1)); [ $i -lt 150 ] || {{ cat /tmp/err >&2; exit 3; }}; sleep 0.1
+until grep -q "listening on" /run/err; do
+    i=$((i + 1)); [ $i -lt 150 ] || {{ cat /run/err >&2; exit 3; }}; sleep 0.1
 done
 echo hello-from-the-kernel | ip netns exec lab {python} -c '
 import socket, sys
@@ -79,7 +79,7 @@ while s.recv(4096): pass
 '
 wait $pid
 echo "uid=$(cat /proc/self/uid_map | tr -s ' ')"
-cat /tmp/out
+cat /run/out
 """
     result = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", "--net", "--mount",
                              "sh", "-c", script], env=env, capture_output=True, text=True,
