@@ -28,6 +28,20 @@ def flag_word(flags: int) -> str:
     return "+".join(names) if names else "none"
 
 
+def arrow_kind(item: SegmentItem) -> str:
+    """How an arrow is drawn: ``lost``, ``rst``, ``syn``, ``fin``, ``data`` or ``ack``."""
+    flags = item.segment.flags
+    if item.dropped:
+        return "lost"
+    if flags & RST:
+        return "rst"
+    if flags & SYN:
+        return "syn"
+    if flags & FIN:
+        return "fin"
+    return "data" if item.segment.payload else "ack"
+
+
 TIMER_TEXT = {
     events.TIMER_RETRANSMIT: "retransmission timeout",
     events.TIMER_PERSIST: "persist timer",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from tcpstack.ladder.labels import arrow_kind
 from tcpstack.ladder.layout import Row, build_rows, format_time, state_text, time_decimals
 from tcpstack.ladder.model import Ladder, NoteItem, SegmentItem
-from tcpstack.wire.tcp import FIN, RST, SYN
 
 WIDTH = 960
 TIME_X = 74            # right edge of the time column
@@ -39,19 +39,6 @@ STYLE = """
   .note { fill: #4b5563; font-size: 12px; font-style: italic; }
   .legend { fill: #374151; font-size: 12px; }
 """
-
-
-def _style(item: SegmentItem) -> str:
-    f = item.segment.flags
-    if item.dropped:
-        return "lost"
-    if f & RST:
-        return "rst"
-    if f & SYN:
-        return "syn"
-    if f & FIN:
-        return "fin"
-    return "data" if item.segment.payload else "ack"
 
 
 def _wrap(tokens: list[str], max_chars: int) -> list[str]:
@@ -93,7 +80,7 @@ class SvgRenderer:
     def _arrow(self, row: Row) -> None:
         item = row.item
         assert isinstance(item, SegmentItem) and row.label is not None
-        style = _style(item)
+        style = arrow_kind(item)
         color = COLORS[style]
         x1, x2 = self.xs[item.src], self.xs[item.dst]
         span = abs(x2 - x1)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import textwrap
 
+from tcpstack.ladder.labels import arrow_kind
 from tcpstack.ladder.layout import Row, build_rows, format_time, state_text, time_decimals
 from tcpstack.ladder.model import Ladder, NoteItem, SegmentItem
-from tcpstack.wire.tcp import FIN, RST, SYN
 
 MIN_WIDTH = 60
 MAX_WIDTH = 120
@@ -73,19 +73,6 @@ class _Line:
         if current:
             out.append(RESET)
         return "".join(out)
-
-
-def _arrow_style(item: SegmentItem) -> str:
-    f = item.segment.flags
-    if item.dropped:
-        return "lost"
-    if f & RST:
-        return "rst"
-    if f & SYN:
-        return "syn"
-    if f & FIN:
-        return "fin"
-    return "data" if item.segment.payload else "ack"
 
 
 def _fit(tokens: list[str], room: int) -> tuple[list[str], list[str]]:
@@ -150,7 +137,7 @@ class TextRenderer:
     def _arrow(self, row: Row) -> list[_Line]:
         item = row.item
         assert isinstance(item, SegmentItem) and row.label is not None
-        style = _arrow_style(item)
+        style = arrow_kind(item)
         xs, xd = self.xs[item.src], self.xs[item.dst]
         a, b = min(xs, xd) + 1, max(xs, xd) - 1
         length = b - a + 1
