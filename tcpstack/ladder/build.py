@@ -50,14 +50,11 @@ def _order_endpoints(segments: list[WireSegment], roles: dict[Endpoint, str]) ->
     return order
 
 
-def ladder_from_segments(segments: Iterable[WireSegment], *,
-                         roles: dict[Endpoint, str] | None = None,
-                         order: list[Endpoint] | None = None,
-                         title: str = "", explanation: str = "") -> Ladder:
-    """A ladder of captured segments; every endpoint's states are inferred."""
-    segs = sorted(segments, key=lambda w: w.time)
-    roles = roles or {}
-    endpoints = order or _order_endpoints(segs, roles)
+def _empty_ladder(endpoints: list[Endpoint], segs: list[WireSegment],
+                  roles: dict[Endpoint, str], title: str,
+                  explanation: str) -> tuple[Ladder, dict[Endpoint, int]]:
+    """A ladder with one lifeline per endpoint (those only segments name go
+    last) and the endpoint -> lifeline index."""
     for w in segs:
         for ep in (w.src, w.dst):
             if ep not in endpoints:
@@ -65,6 +62,18 @@ def ladder_from_segments(segments: Iterable[WireSegment], *,
     index = {ep: i for i, ep in enumerate(endpoints)}
     ladder = Ladder([Lifeline(a, p, roles.get((a, p), "")) for a, p in endpoints],
                     title=title, explanation=explanation)
+    return ladder, index
+
+
+def ladder_from_segments(segments: Iterable[WireSegment], *,
+                         roles: dict[Endpoint, str] | None = None,
+                         order: list[Endpoint] | None = None,
+                         title: str = "", explanation: str = "") -> Ladder:
+    """A ladder of captured segments; every endpoint's states are inferred."""
+    segs = sorted(segments, key=lambda w: w.time)
+    roles = roles or {}
+    endpoints = list(order) if order else _order_endpoints(segs, roles)
+    ladder, index = _empty_ladder(endpoints, segs, roles, title, explanation)
     for w in segs:
         ladder.add(SegmentItem(w.time, index[w.src], index[w.dst], w.segment, w.dropped,
                                w.note))
@@ -146,13 +155,7 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
     for e in evs:
         if e.local and e.local not in endpoints:
             endpoints.append(e.local)
-    for w in segs:
-        for ep in (w.src, w.dst):
-            if ep not in endpoints:
-                endpoints.append(ep)
-    index = {ep: i for i, ep in enumerate(endpoints)}
-    ladder = Ladder([Lifeline(a, p, roles.get((a, p), "")) for a, p in endpoints],
-                    title=title, explanation=explanation)
+    ladder, index = _empty_ladder(endpoints, segs, roles, title, explanation)
     # The state a traced lifeline was in before its first transition; a
     # connection born in SYN-RECEIVED was made by a listener: it was LISTEN.
     first_old: dict[int, tuple[float, State]] = {}
