@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from tcpstack.cli.common import fault_spec
 from tcpstack.errors import UsageError, UserError
 
 
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--absolute", action="store_true",
                    help="raw sequence numbers instead of relative ones")
     p.add_argument("--no-color", action="store_true", help="never colour the output")
+    p.add_argument("--fault", type=fault_spec, metavar="SPEC",
+                   help="impair tcpstack's link both ways in a kernel run, e.g. "
+                        "loss=20%%,seed=3; lost segments are drawn as lost")
     p.add_argument("--netns", metavar="NAME",
                    help="namespace for the kernel run (default: a private one, removed after)")
     p.set_defaults(func=run)
@@ -60,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if use_sim and not scenario.sim:
         raise UsageError(f"scenario {scenario.name!r} runs only against the kernel "
                          f"(drop --sim)")
+    if use_sim and args.fault is not None:
+        raise UsageError("--fault applies to runs against the kernel; the simulated "
+                         "scenarios script their own losses")
     if use_sim:
         from tcpstack.scenarios.run import run_simulated
 
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if os.geteuid() != 0:
             raise UserError("tcpstack demo needs root to create a network namespace and a "
                             "TUN device (or run: tcpstack demo --sim)")
-        ladder = run_kernel(scenario, netns=args.netns, pcap=args.pcap)
+        ladder = run_kernel(scenario, netns=args.netns, pcap=args.pcap, fault=args.fault)
     if args.pcap:
         print(f"wrote {args.pcap}", file=sys.stderr)
     show(ladder, absolute=args.absolute or scenario.absolute, no_color=args.no_color,

@@ -112,19 +112,25 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
     receiver's SEGMENT_IN. With ``wire`` (e.g. the simulator's packet
     records), that list is authoritative -- it knows which segments were
     lost and which were injected: each is drawn where its sender's
-    SEGMENT_OUT happened, or by time when no traced stack sent it.
+    SEGMENT_OUT happened, else where its traced receiver's SEGMENT_IN
+    happened, else by time.
     Endpoints no stack traced get inferred states. Timers in ``hide_timers``
     (by default the frequent delayed-ACK timer) are left out.
     """
     evs = [e for e in events if not (e.kind is EventKind.TIMER and e.timer in hide_timers)]
     roles = roles or {}
     traced = {e.local for e in evs if e.local is not None}
+    # Wire segments waiting for the event that places them: their traced
+    # sender's SEGMENT_OUT, else their traced receiver's SEGMENT_IN.
     pending: dict[tuple[Endpoint, Endpoint, TcpSegment], deque[WireSegment]] = {}
+    arriving: dict[tuple[Endpoint, Endpoint, TcpSegment], deque[WireSegment]] = {}
     loose: list[WireSegment] = []
     if wire is not None:
         for w in wire:
             if w.src in traced:
                 pending.setdefault((w.src, w.dst, w.segment), deque()).append(w)
+            elif w.dst in traced and not w.dropped:
+                arriving.setdefault((w.src, w.dst, w.segment), deque()).append(w)
             else:
                 loose.append(w)
     sequence: list[WireSegment | TraceEvent] = []
@@ -135,8 +141,10 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
             if wire is not None:
                 if e.kind is EventKind.SEGMENT_OUT:
                     queue = pending.get((e.local, e.remote, e.segment))
-                    if queue:
-                        sequence.append(queue.popleft())
+                else:
+                    queue = arriving.get((e.remote, e.local, e.segment))
+                if queue:
+                    sequence.append(queue.popleft())
             elif e.kind is EventKind.SEGMENT_OUT:
                 sequence.append(WireSegment(e.time, e.local, e.remote, e.segment))
             elif e.remote not in traced:
@@ -144,7 +152,7 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
         elif e.local and (e.kind is not EventKind.STATE or e.new_state is not None):
             sequence.append(e)
     # Segments no traced SEGMENT_OUT accounts for go in by time.
-    loose += [w for queue in pending.values() for w in queue]
+    loose += [w for waiting in (pending, arriving) for queue in waiting.values() for w in queue]
     for w in sorted(loose, key=lambda w: w.time):
         at = len(sequence)
         while at > 0 and sequence[at - 1].time > w.time:

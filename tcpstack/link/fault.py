@@ -326,6 +326,10 @@ class FaultyLink:
         # The latest time handed to poll(): a timer may fire a hair before the
         # deadline by the clock, and what fell due by then must still come out.
         self._polled = float("-inf")
+        # Called as observer(direction, packet, now, deliveries) for every
+        # packet that meets an injector ("out": sent, "in": received); the
+        # deliveries are what ``FaultInjector.process`` made of it (empty: lost).
+        self.observer: Callable[[str, bytes, float, list[tuple[float, bytes]]], None] | None = None
 
     def _now(self) -> float:
         return max(self.clock(), self._polled)
@@ -353,7 +357,10 @@ class FaultyLink:
             return
         now = self._now()
         self.poll(now)  # what fell due first goes first
-        for due, data in self.egress.process(packet, now):
+        deliveries = self.egress.process(packet, now)
+        if self.observer is not None:
+            self.observer("out", packet, now, deliveries)
+        for due, data in deliveries:
             if due <= now:
                 self.inner.send(data)
             else:
@@ -364,7 +371,10 @@ class FaultyLink:
             return self.inner.recv()
         now = self._now()
         while (packet := self.inner.recv()) is not None:
-            for due, data in self.ingress.process(packet, now):
+            deliveries = self.ingress.process(packet, now)
+            if self.observer is not None:
+                self.observer("in", bytes(packet), now, deliveries)
+            for due, data in deliveries:
                 heapq.heappush(self._in, (due, next(self._order), data))
         if self._in and self._in[0][0] <= now:
             return heapq.heappop(self._in)[2]

@@ -70,6 +70,32 @@ def test_demo(netns_name, tmp_path):
     assert [flag_word(w.segment.flags) for w in conn.segments] == segs(ladder)
 
 
+def test_demo_with_faults_draws_lost_segments(netns_name):
+    # seed=2 loses the kernel's first SYN (the first packet tcpstack's link
+    # receives): the kernel retransmits it after its 1 s SYN timeout.
+    ladder = run("demo", netns_name, fault="loss=25%,seed=2")
+    k, u = side_of(ladder, "kernel"), side_of(ladder, "tcpstack")
+    first = ladder.segments[0]
+    assert (first.src, flag_word(first.segment.flags), first.dropped) == (k, "SYN", True)
+    lost = [it for it in ladder.segments if it.dropped]
+    for it in lost:       # every lost segment is sent again by the same end
+        again = [later for later in ladder.segments if later.time > it.time
+                 and later.src == it.src and later.segment.seq == it.segment.seq
+                 and later.segment.flags == it.segment.flags and not later.dropped]
+        assert again, f"lost segment never repeated: {it.segment}"
+    assert ladder.states(u)[:2] == [S.LISTEN, S.SYN_RECEIVED]
+    assert ladder.states(u)[-1] is S.CLOSED
+    payloads = [it.segment.payload for it in ladder.segments
+                if it.segment.payload and not it.dropped]
+    assert b"hello, tcpstack\n" in payloads and b"hello, kernel\n" in payloads
+
+
+def test_demo_fault_is_for_kernel_runs_only(capsys):
+    assert main(["demo", "simultaneous-open", "--sim", "--fault", "loss=5%"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fault" in err[0]
+
+
 def test_handshake(netns_name):
     ladder = run("handshake", netns_name)
     assert segs(ladder) == ["SYN", "SYN-ACK", "ACK"]
