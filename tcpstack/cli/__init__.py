@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    from tcpstack.cli.common import one_line_errors
+
+    # Every argument error, in any subcommand, is one line and exit status 2.
+    for p in (parser, *sub.choices.values()):
+        one_line_errors(p)
     return parser
 
 
