@@ -86,7 +86,7 @@ async def run_recv(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     reader, writer = await stack.open_connection(args.host, args.port)
     readinto = getattr(reader, "readinto", None)
     got = 0
-    first = 0.0
+    first = first_cpu = 0.0
     while True:
         space = view[got:got + READ_CHUNK]      # never empty: got <= total here
         if readinto is not None:
@@ -99,14 +99,17 @@ async def run_recv(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
             break
         if not got:
             first = time.perf_counter()
+            first_cpu = time.process_time()
         got += n
         if got > total:
             break
     end = time.perf_counter()
+    cpu = time.process_time() - first_cpu if got else 0.0
     writer.close()
     await writer.wait_closed()
     digest = hashlib.sha256(view[:min(got, total)]).hexdigest()
-    return {"bytes": got, "sha256": digest, "seconds": end - first if got else 0.0}
+    return {"bytes": got, "sha256": digest, "seconds": end - first if got else 0.0,
+            "cpu_seconds": cpu}
 
 
 async def run_rr(stack: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter, TcpTransport
+from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamReader, TcpStreamWriter, TcpTransport
 
 if TYPE_CHECKING:
     from tcpstack.core.connection import Connection
@@ -19,7 +19,7 @@ Handler = Callable[[asyncio.StreamReader, TcpStreamWriter], Awaitable[None] | No
 
 def make_streams(conn: Connection, driver: StackDriver,
                  limit: int = DEFAULT_LIMIT) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
-    reader = asyncio.StreamReader(limit=limit)
+    reader = TcpStreamReader(limit=limit)
     transport = TcpTransport(conn, driver, reader)
     return reader, TcpStreamWriter(transport, reader)
 

@@ -1,10 +1,15 @@
 """asyncio streams over tcpstack connections.
 
-Reading uses ``asyncio.StreamReader`` itself. The runtime moves bytes from the
-connection's receive buffer into the reader only while the reader is not
-paused (it pauses itself above twice its ``limit``); bytes left in the
-connection shrink the advertised TCP window, so a slow reader slows the
-sender down through the window -- nothing is dropped.
+Reading uses ``TcpStreamReader``, an ``asyncio.StreamReader`` that takes
+bytes from the connection's receive buffer only when the application reads:
+``read(n)`` (and ``readinto(buffer)``) with nothing left in the reader's own
+buffer returns the connection's bytes directly, without passing them through
+that buffer (one copy fewer each way); ``readline``, ``readexactly``,
+``readuntil``... pull what the connection holds into the reader's buffer as
+they need it, only while the reader is not paused (it pauses itself above
+twice its ``limit``). Bytes left in the connection shrink the advertised TCP
+window, so a slow reader slows the sender down through the window --
+nothing is dropped.
 
 Writing goes through ``TcpTransport``, which holds what the connection's send
 buffer cannot take yet (asyncio's transport write buffer), and
@@ -34,11 +39,78 @@ PULL_CHUNK = 256 * 1024
 _FINISHED = frozenset({State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED})
 
 
+class TcpStreamReader(asyncio.StreamReader):
+    """``asyncio.StreamReader`` that reads straight from its connection.
+
+    ``read(n)`` with the reader's own buffer empty returns the connection's
+    bytes as the connection hands them out (no copy through the buffer);
+    ``readinto(buffer)`` is ``socket.recv_into``'s shape. The other methods
+    are asyncio's, fed from the connection when they wait for data.
+    """
+
+    _transport: TcpTransport
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        super().__init__(limit=limit)
+        self._direct = False            # a read()/readinto() waits: wake it, do not feed
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        if self._paused:
+            self._paused = False
+            self._transport.resume_reading()
+        if self._transport._pull():
+            return
+        await super()._wait_for_data(func_name)
+
+    async def _wait_direct(self, func_name: str) -> None:
+        self._direct = True
+        try:
+            await super()._wait_for_data(func_name)
+        finally:
+            self._direct = False
+
+    async def read(self, n: int = -1) -> bytes:
+        if n > 0 and not self._buffer and self._transport is not None:
+            while True:
+                if self._exception is not None:
+                    raise self._exception
+                data = self._transport._take(n)
+                if data or self._eof:
+                    return data
+                await self._wait_direct("read")
+                if self._buffer:
+                    break
+        return await super().read(n)
+
+    async def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Up to ``len(buffer)`` bytes into ``buffer``; their count, 0 at EOF."""
+        view = memoryview(buffer).cast("B")
+        if not view:
+            return 0
+        recv_into = getattr(self._transport.conn, "recv_into", None) if (
+            self._transport is not None) else None
+        if recv_into is None or self._buffer:
+            data = await self.read(len(view))
+            view[:len(data)] = data
+            return len(data)
+        while True:
+            if self._exception is not None:
+                raise self._exception
+            n = self._transport._take_into(view, recv_into)
+            if n or self._eof:
+                return n
+            await self._wait_direct("readinto")
+            if self._buffer:
+                data = await self.read(len(view))
+                view[:len(data)] = data
+                return len(data)
+
+
 class TcpTransport(asyncio.Transport):
     """The glue between one ``Connection`` and its reader/writer."""
 
     def __init__(self, conn: Connection, driver: StackDriver,
-                 reader: asyncio.StreamReader) -> None:
+                 reader: TcpStreamReader) -> None:
         super().__init__()
         self.conn = conn
         self.driver = driver
@@ -95,10 +167,7 @@ class TcpTransport(asyncio.Transport):
         self._read_paused = True
 
     def resume_reading(self) -> None:
-        if self._read_paused:
-            self._read_paused = False
-            self._pull()        # reading frees receive buffer: the window reopens
-            self.driver.kick()
+        self._read_paused = False       # the reader pulls again when it waits for data
 
     # -- asyncio.WriteTransport ---------------------------------------------
 
@@ -166,7 +235,10 @@ class TcpTransport(asyncio.Transport):
                 self._established.exception()  # mark retrieved: the opener re-raises it
             else:
                 self._established.set_result(None)
-        self._pull()
+        self._notify_reader()
+        if conn.at_eof and not self._reading_stopped():
+            self._eof_fed = True        # nothing left in the connection: EOF at once
+            self.reader.feed_eof()
         self._push()
         self._report_error()
         self._wake_drainers()
@@ -177,21 +249,71 @@ class TcpTransport(asyncio.Transport):
                 self._closing and self._finished.done()):
             self.driver.unwatch(conn)   # nothing more for the application
 
-    def _pull(self) -> None:
-        """Move received bytes into the reader while it is not paused."""
-        if self._eof_fed or self._error_reported or (self._closing and self._shutdown_done):
+    def _notify_reader(self) -> None:
+        """Something changed: a reader waiting for data gets it (or EOF/the error)."""
+        reader = self.reader
+        if reader._waiter is None or self._reading_stopped():
             return
         conn = self.conn
+        if conn.recv_available() or conn.at_eof:
+            if reader._direct:
+                reader._wakeup_waiter()     # read()/readinto() take the bytes themselves
+            else:
+                self._pull()
+
+    def _reading_stopped(self) -> bool:
+        return self._eof_fed or self._error_reported or (self._closing and self._shutdown_done)
+
+    def _pull(self) -> bool:
+        """Move received bytes into the reader's buffer while it is not paused;
+        feed EOF once the connection holds no more. True if anything was fed."""
+        if self._reading_stopped():
+            return False
+        conn = self.conn
         reader = self.reader
-        now = self.driver.now()
+        fed = False
         while not self._read_paused and conn.recv_available():
-            data = conn.recv(PULL_CHUNK, now)
+            data = conn.recv(PULL_CHUNK, self.driver.now())
             if not data:
                 break
             reader.feed_data(data)
-        if conn.at_eof and not conn.recv_available():
+            fed = True
+        if fed:
+            self.driver.kick()          # a window update may be due
+        if conn.at_eof:
             self._eof_fed = True
             reader.feed_eof()
+            fed = True
+        return fed
+
+    def _take_into(self, view: memoryview, recv_into: Any) -> int:
+        """Like ``_take`` with a connection that offers ``recv_into(buffer, now)``."""
+        if self._reading_stopped():
+            return 0
+        conn = self.conn
+        if conn.recv_available():
+            n = recv_into(view, self.driver.now())
+            self.driver.kick()
+            return n
+        if conn.at_eof:
+            self._eof_fed = True
+            self.reader.feed_eof()
+        return 0
+
+    def _take(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` straight from the connection (b"" if none; EOF fed
+        to the reader when the connection is at its end)."""
+        if self._reading_stopped():
+            return b""
+        conn = self.conn
+        if conn.recv_available():
+            data = conn.recv(max_bytes, self.driver.now())
+            self.driver.kick()          # the window reopened: an update may be due
+            return data
+        if conn.at_eof:
+            self._eof_fed = True
+            self.reader.feed_eof()
+        return b""
 
     def _push(self) -> None:
         """Hand pending writes to the connection's send buffer; FIN when asked and empty."""
