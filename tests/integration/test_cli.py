@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
 import threading
+import time
+from typing import IO
 
 import pytest
 
@@ -51,28 +54,76 @@ def test_listen_echo_serves_100_concurrent_kernel_clients(cli: Cli, kernel: Kern
     assert not ns.netns_exists(cli.netns)          # it created the namespace: removed
 
 
-def test_listen_copy_mode_once(cli: Cli, kernel: Kernel) -> None:
-    """Default mode is nc -l: the peer's data to stdout, stdin to the peer."""
+@pytest.mark.parametrize("first", ["stdin-ends-first", "peer-fin-first"])
+def test_listen_copy_mode_once(cli: Cli, kernel: Kernel, first: str) -> None:
+    """Default mode is nc -l: the peer's data to stdout, stdin to the peer (FIN at
+    its end, like nc -N); --once exits when both directions are done, whichever
+    ends first. Each order is made to happen, not left to chance: the peer's
+    FIN is known to have arrived when the kernel socket reaches FIN-WAIT-2."""
     to_stack = os.urandom(100_000)
     to_kernel = os.urandom(70_000)
     listen = cli.listen("5000", "--once", stdin=subprocess.PIPE)
-    outcome: dict[str, bytes] = {}
-    communicating = threading.Thread(target=lambda: outcome.update(
-        zip(("out", "err"), listen.communicate(to_kernel, timeout=30), strict=True)))
-    communicating.start()
+    assert listen.stdin is not None and listen.stdout is not None
     sock = kernel.connect(5000)
     sock.settimeout(30)
-    sender = threading.Thread(target=lambda: (sock.sendall(to_stack),
-                                              sock.shutdown(socket.SHUT_WR)))
-    sender.start()
-    received = bytearray()
-    while chunk := sock.recv(65536):
-        received += chunk
-    sender.join()
-    communicating.join()
-    assert listen.returncode == 0, outcome["err"].decode()
-    assert outcome["out"] == to_stack
-    assert bytes(received) == to_kernel
+
+    def peer_sends() -> bytes:
+        sender = threading.Thread(target=lambda: (sock.sendall(to_stack),
+                                                  sock.shutdown(socket.SHUT_WR)))
+        sender.start()
+        out = _read_pipe(listen.stdout, len(to_stack))
+        sender.join()
+        return out
+
+    def stdin_ends() -> bytes:
+        # More than a pipe holds: written on a thread while the kernel reads.
+        feeder = threading.Thread(target=lambda: (listen.stdin.write(to_kernel),
+                                                  listen.stdin.close()))
+        feeder.start()
+        received = bytearray()
+        while chunk := sock.recv(65536):             # up to tcpstack's FIN
+            received += chunk
+        feeder.join()
+        return bytes(received)
+
+    if first == "stdin-ends-first":
+        received = stdin_ends()
+        out = peer_sends()
+    else:
+        out = peer_sends()
+        _wait_for_tcp_state(sock, TCP_FIN_WAIT2)     # tcpstack has our FIN: CLOSE-WAIT
+        received = stdin_ends()
+    out += _read_pipe(listen.stdout, None)           # nothing more, then EOF at exit
+    assert listen.wait(timeout=30) == 0, listen.stderr.read().decode()  # type: ignore[union-attr]
+    assert out == to_stack
+    assert received == to_kernel
+
+
+TCP_FIN_WAIT2 = 5          # tcpi_state in Linux's struct tcp_info
+
+
+def _wait_for_tcp_state(sock: socket.socket, state: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]) != state:
+        assert time.monotonic() < deadline, f"kernel socket in TCP state {now}, not {state}"
+        time.sleep(0.01)
+
+
+def _read_pipe(stream: IO[bytes], size: int | None, timeout: float = 30.0) -> bytes:
+    """``size`` bytes (or, with None, all up to EOF) from a pipe, within ``timeout`` s."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while size is None or len(data) < size:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"{len(data)} of {size if size is not None else 'all'} bytes " \
+                      f"in {timeout} s"
+        chunk = os.read(fd, 1 << 16 if size is None else min(1 << 16, size - len(data)))
+        if not chunk:
+            assert size is None, f"EOF after {len(data)} of {size} bytes"
+            break
+        data += chunk
+    return bytes(data)
 
 
 def test_listen_source_active_close_pcap_and_time_wait(cli: Cli, kernel: Kernel,
