@@ -25,8 +25,9 @@ def register(subparsers: Any) -> None:
     listen = subparsers.add_parser(
         "listen", help="accept TCP connections on the userspace stack (like nc -l)",
         description="Listen on PORT at the stack's address. By default copy the peer's "
-                    "data to stdout and stdin to the peer, one connection at a time, "
-                    "until both directions are done; "
+                    "data to stdout and stdin to the peer (FIN at end of input, like "
+                    "nc -N), one connection at a time, until both directions are done "
+                    "(the peer's FIN and the end of stdin, in either order); "
                     "--echo/--discard/--source serve connections concurrently. "
                     "Prints 'listening on ADDR:PORT' to stderr once packets are accepted.")
     common.one_line_errors(listen)
