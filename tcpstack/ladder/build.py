@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcpstack.core.events import TIMER_DELAYED_ACK, EventKind, TraceEvent
 from tcpstack.core.state import State
@@ -141,10 +141,11 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
             if wire is not None:
                 if e.kind is EventKind.SEGMENT_OUT:
                     queue = pending.get((e.local, e.remote, e.segment))
-                else:
-                    queue = arriving.get((e.remote, e.local, e.segment))
-                if queue:
-                    sequence.append(queue.popleft())
+                    if queue:
+                        sequence.append(queue.popleft())
+                elif queue := arriving.get((e.remote, e.local, e.segment)):
+                    # Drawn when the receiver took it in, on the receiver's clock.
+                    sequence.append(replace(queue.popleft(), time=e.time))
             elif e.kind is EventKind.SEGMENT_OUT:
                 sequence.append(WireSegment(e.time, e.local, e.remote, e.segment))
             elif e.remote not in traced:
