@@ -1,4 +1,5 @@
-"""The micro-benchmarks under tools/ run and print their figures.
+"""The tools under tools/ run: the micro-benchmarks print their figures, the
+scenario gallery is up to date.
 
 These are smoke tests: they check that each benchmark completes and reports
 well-formed numbers, never how fast anything is.
@@ -34,3 +35,9 @@ def test_bench_core_transfers_and_checks_the_bytes():
     assert "SHA-256 checked" in out
     assert re.search(rf"throughput\s+{NUMBER} MB/s", out), out
     assert re.search(rf"per data segment\s+{NUMBER} µs", out), out
+
+
+def test_scenario_gallery_is_up_to_date():
+    """docs/scenarios.md and its SVGs are what the scenario library draws today."""
+    out = run_tool("gen-scenario-gallery", "--check")
+    assert "0 file(s) would change" in out, out
