@@ -9,11 +9,12 @@ here has real root.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,37 +24,55 @@ ROOT = Path(__file__).resolve().parents[2]
 NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
 
 
-@functools.cache
-def _unprivileged_python() -> tuple[str, str] | str:
-    """(interpreter, PYTHONPATH) with which ``nobody`` can import tcpstack, or why not."""
+def _interpreters() -> list[str]:
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    found = [sys.executable, getattr(sys, "_base_executable", sys.executable),
+             f"/usr/bin/{version}", shutil.which(version) or "", shutil.which("python3") or ""]
+    return list(dict.fromkeys(p for p in found if p))
+
+
+def _readable_copy() -> str:
+    """tcpstack and pyroute2 copied to a fresh directory every user may read:
+    the checkout (e.g. under /root) need not be reachable for ``nobody``."""
     import pyroute2
 
-    if not shutil.which("setpriv") or not shutil.which("unshare"):
-        return "setpriv/unshare (util-linux) are not installed"
-    pythonpath = os.pathsep.join([str(ROOT), str(Path(pyroute2.__file__).parents[1])])
-    tried = []
-    for python in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
-        # Probe inside a user namespace too: there the real root's files
-        # (e.g. an interpreter under /root) may not be reachable.
-        probe = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", python, "-c",
-                                "import tcpstack.cli, pyroute2"],
-                               env={"PYTHONPATH": pythonpath, "PATH": os.environ["PATH"]},
-                               capture_output=True, text=True, cwd="/")
-        if probe.returncode == 0:
-            return python, pythonpath
-        tried.append(f"{python}: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
-    return "user nobody cannot run tcpstack's Python (" + "; ".join(tried) + ")"
+    where = tempfile.mkdtemp(prefix="tcpstack-nobody-")
+    os.chmod(where, 0o755)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "tcpstack", Path(where) / "tcpstack", ignore=ignore)
+    shutil.copytree(Path(pyroute2.__file__).parent, Path(where) / "pyroute2", ignore=ignore)
+    for dirpath, _dirs, files in os.walk(where):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return where
 
 
-@pytest.fixture
-def as_nobody() -> tuple[str, dict[str, str]]:
+@pytest.fixture(scope="module")
+def as_nobody() -> Iterator[tuple[str, dict[str, str]]]:
+    """(interpreter, environment) with which ``nobody`` runs tcpstack."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to drop to the nobody user")
-    found = _unprivileged_python()
-    if isinstance(found, str):
-        pytest.skip(found)
-    python, pythonpath = found
-    return python, {"PYTHONPATH": pythonpath, "PATH": os.environ["PATH"]}
+        pytest.skip("capability missing: root, to drop to the nobody user")
+    if not shutil.which("setpriv") or not shutil.which("unshare"):
+        pytest.skip("capability missing: setpriv/unshare (util-linux)")
+    pythonpath = _readable_copy()
+    try:
+        env = {"PYTHONPATH": pythonpath, "PATH": os.environ["PATH"]}
+        tried = []
+        for python in _interpreters():
+            # Probe inside a user namespace too: there the real root's files
+            # (e.g. an interpreter under /root) may not be reachable.
+            probe = subprocess.run([*NOBODY, "unshare", "--user", "--map-root-user", python,
+                                    "-c", "import tcpstack.cli, pyroute2"],
+                                   env=env, capture_output=True, text=True, cwd="/")
+            if probe.returncode == 0:
+                yield python, env
+                return
+            tried.append(f"{python}: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+        pytest.skip("capability missing: a Python interpreter user nobody may run ("
+                    + "; ".join(tried) + ")")
+    finally:
+        shutil.rmtree(pythonpath, ignore_errors=True)
 
 
 def test_tcpstack_runs_in_an_unprivileged_user_namespace(
