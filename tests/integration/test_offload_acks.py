@@ -93,6 +93,8 @@ def test_gso_transfer_from_the_kernel_needs_fewer_acks(netns_name: str,
             assert digest.digest() == hashlib.sha256(payload).digest()
             counters = stack.counters
             assert counters["acks_coalesced"] > 0
-            assert [k for k in counters if k.startswith("drop_")] == []
+            # The only discards allowed are answered zero-window probes: the kernel
+            # probes a closed window with SEQ=SND.UNA-1, unacceptable by design.
+            assert {k for k in counters if k.startswith("drop_")} <= {"drop_unacceptable_seq"}
 
     run_async(body(), timeout=60)

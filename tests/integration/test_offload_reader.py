@@ -75,7 +75,9 @@ def test_mixed_reads_keep_every_byte_in_order(netns_name: str, kernel: Kernel,
             await server
             assert len(got) == len(payload)
             assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
-            assert [k for k in stack.counters if k.startswith("drop_")] == []
+            # The only discards allowed are answered zero-window probes: the kernel
+            # probes a closed window with SEQ=SND.UNA-1, unacceptable by design.
+            assert {k for k in stack.counters if k.startswith("drop_")} <= {"drop_unacceptable_seq"}
 
     run_async(body(), timeout=60)
 
