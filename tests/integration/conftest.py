@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -82,6 +83,32 @@ class Kernel:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+async def echo_handler(reader: asyncio.StreamReader, writer: Any) -> None:
+    """A tcpstack server handler: echo until the peer's FIN, then close."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+def kernel_echo_client(kernel: Kernel, port: int, payload: bytes,
+                       timeout: float = 30.0) -> bytes:
+    """A kernel client: send ``payload`` (while reading, in two threads), FIN,
+    read to EOF, return what came back."""
+    sock = kernel.connect(port)
+    sock.settimeout(timeout)
+    sender = threading.Thread(target=lambda: (sock.sendall(payload),
+                                              sock.shutdown(socket.SHUT_WR)))
+    sender.start()
+    chunks = []
+    while data := sock.recv(1 << 16):
+        chunks.append(data)
+    sender.join()
+    sock.close()
+    return b"".join(chunks)
 
 
 @pytest.fixture

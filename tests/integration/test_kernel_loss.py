@@ -15,15 +15,13 @@ import hashlib
 import os
 import re
 import shutil
-import socket
-import threading
 
 import pytest
 
 import tcpstack
 from tcpstack.link import netns as ns
 
-from .conftest import Kernel, run_async
+from .conftest import Kernel, echo_handler, kernel_echo_client, run_async
 
 pytestmark = pytest.mark.root
 
@@ -70,27 +68,6 @@ def dropped_per_chain(kernel: Kernel) -> dict[str, int]:
     return {chain: int(packets) for chain, packets in found}
 
 
-async def echo_handler(reader: asyncio.StreamReader, writer) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
-
-
-def kernel_echo_client(kernel: Kernel, port: int, payload: bytes) -> bytes:
-    sock = kernel.connect(port)
-    sock.settimeout(60)
-    sender = threading.Thread(target=lambda: (sock.sendall(payload),
-                                              sock.shutdown(socket.SHUT_WR)))
-    sender.start()
-    chunks = []
-    while data := sock.recv(1 << 16):
-        chunks.append(data)
-    sender.join()
-    return b"".join(chunks)
-
-
 @pytest.fixture
 def nft_available() -> None:
     if not shutil.which("nft"):
@@ -106,7 +83,7 @@ def test_echo_survives_kernel_made_loss_both_ways(nft_available: None, netns_nam
         async with tcpstack.Stack(netns=netns_name, offload=False) as stack:
             drop_randomly_on_the_tun(kernel, LOSS_PERCENT)
             await tcpstack.start_server(echo_handler, 7)
-            echoed = await asyncio.to_thread(kernel_echo_client, kernel, 7, payload)
+            echoed = await asyncio.to_thread(kernel_echo_client, kernel, 7, payload, 60.0)
             assert len(echoed) == len(payload)
             assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
             dropped = dropped_per_chain(kernel)

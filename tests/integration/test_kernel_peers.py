@@ -15,38 +15,22 @@ import pytest
 import tcpstack
 from tcpstack.core.state import State
 
-from .conftest import KERNEL_ADDR, STACK_ADDR, Kernel, run_async
+from .conftest import (
+    KERNEL_ADDR,
+    STACK_ADDR,
+    Kernel,
+    echo_handler,
+    kernel_echo_client,
+    run_async,
+)
 
 pytestmark = pytest.mark.root
 
 BIG = 20 * 1024 * 1024
 
 
-async def echo_handler(reader: asyncio.StreamReader, writer) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def kernel_echo_client(kernel: Kernel, port: int, payload: bytes) -> bytes:
-    """Send ``payload`` (while reading, in two threads), FIN, read to EOF."""
-    sock = kernel.connect(port)
-    sock.settimeout(30)
-    sender = threading.Thread(target=lambda: (sock.sendall(payload),
-                                              sock.shutdown(socket.SHUT_WR)))
-    sender.start()
-    chunks = []
-    while data := sock.recv(1 << 16):
-        chunks.append(data)
-    sender.join()
-    sock.close()
-    return b"".join(chunks)
 
 
 def test_kernel_client_handshake_and_echo(netns_name: str, kernel: Kernel) -> None:
