@@ -186,9 +186,18 @@ def test_cli_demo_plain_output_and_files(tmp_path):
 
 
 
+# A command started in the background by a non-interactive shell (as CI may
+# start the suite) inherits SIGINT *ignored*, and so would the demo; this
+# stands for a terminal's Ctrl-C, so the demo gets Python's default handler.
+WITH_DEFAULT_SIGINT = ("import runpy, signal, sys; "
+                       "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "sys.argv[0] = 'tcpstack'; "
+                       "runpy.run_module('tcpstack', run_name='__main__')")
+
+
 def test_ctrl_c_cleans_up(netns_name):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tcpstack", "demo", "keepalive", "--netns", netns_name],
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, "demo", "keepalive", "--netns", netns_name],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
