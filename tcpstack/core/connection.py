@@ -29,7 +29,9 @@ from tcpstack.core.events import (
     TIMER_DELAYED_ACK,
     TIMER_FIN_WAIT_2,
     TIMER_KEEPALIVE,
+    TIMER_LOSS_PROBE,
     TIMER_PERSIST,
+    TIMER_REORDER,
     TIMER_RETRANSMIT,
     TIMER_TIME_WAIT,
     EventKind,
@@ -37,7 +39,7 @@ from tcpstack.core.events import (
 )
 from tcpstack.core.reassembly import Reassembly
 from tcpstack.core.rtt import RttEstimator
-from tcpstack.core.sack import SackScoreboard
+from tcpstack.core.sack import DUP_THRESH, SackScoreboard, SentLog
 from tcpstack.core.sendbuf import SendBuffer
 from tcpstack.core.state import State
 from tcpstack.seq import Seq
@@ -55,6 +57,8 @@ DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer send
 TS_OPTION_LEN = 12             # RFC 7323 Appendix A: NOP NOP TS(10)
 MAX_WSCALE = 14                # RFC 7323 §2.3
 PAWS_IDLE = 24 * 24 * 3600.0   # RFC 7323 §5.5: TS.Recent invalid after 24 days idle
+WC_DEL_ACK = 0.2               # RFC 8985 §7.2 WCDelAckT: worst-case delayed-ACK timer
+TLP_EXTRA = 0.002              # PTO = 2*SRTT + this (Linux: TCP_TIMEOUT_MIN, 2 jiffies)
 
 CLOSED = State.CLOSED
 LISTEN = State.LISTEN
@@ -90,18 +94,18 @@ class Connection:
     """One TCB. Created by ``Stack.connect`` or by a listener; see docs/architecture.md."""
 
     __slots__ = (
-        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
-        "_dupacks", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_heap_deadline", "_high_rxt",
+        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cc_recovery", "_cfg",
+        "_closed", "_dupacks", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_heap_deadline",
         "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent", "_last_rcv",
-        "_last_send", "_listener", "_ooo", "_peer_syn_options", "_persist_backoff",
-        "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
+        "_last_send", "_listener", "_lt_sent", "_ooo", "_peer_syn_options", "_persist_backoff",
+        "_persist_probes", "_rack", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
         "_rcvbuf", "_recover", "_rtt_seq", "_rtt_time", "_sack_ok", "_sb", "_shut_wr",
         "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2", "_t_keepalive",
-        "_t_persist", "_t_rtx", "_t_time_wait", "_tracer", "_ts_offset", "_ts_ok",
-        "_ts_recent", "_ts_recent_time", "_ws_ok", "bytes_received", "bytes_sent", "cc",
-        "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive",
-        "rcv_nxt", "remote", "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
-        "snd_wl2", "snd_wnd", "state",
+        "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end", "_tlp_retrans",
+        "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_ws_ok",
+        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
+        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
+        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
     )
 
     def __init__(self, stack: Stack, local_port: int, remote_addr: str, remote_port: int,
@@ -174,7 +178,11 @@ class Connection:
         self._recover = Seq(iss)             # RFC 6582 "recover"
         self._inflate = 0                    # NewReno window inflation during recovery
         self._sb: SackScoreboard | None = None   # RFC 6675 scoreboard when SACK is on
-        self._high_rxt = Seq(iss)            # RFC 6675 HighRxt (exclusive end)
+        self._rack: SentLog | None = None     # RFC 8985 RACK send log when SACK is on
+        self._cc_recovery = False            # this recovery reduced cwnd (a new loss episode)
+        self._lt_sent = 0                    # RFC 3042 bytes sent since the last new ACK
+        self._tlp_end: Seq | None = None     # RFC 8985 §7 TLP.end_seq of the outstanding probe
+        self._tlp_retrans = False            # that probe was a retransmission
         self.retransmits = 0
         self.bytes_sent = 0                  # payload bytes the peer acknowledged
         self.bytes_received = 0
@@ -187,6 +195,8 @@ class Connection:
         self._t_delack: float | None = None
         self._t_time_wait: float | None = None
         self._t_fin_wait_2: float | None = None
+        self._t_tlp: float | None = None      # RFC 8985 §7.2 probe timeout (PTO)
+        self._t_reo: float | None = None      # RFC 8985 §6.3 reordering timer
         self._persist_backoff = 0
         self._persist_probes = 0
         self._ka_probes = 0
@@ -339,7 +349,8 @@ class Connection:
         for name, t in ((TIMER_RETRANSMIT, self._t_rtx), (TIMER_PERSIST, self._t_persist),
                         (TIMER_KEEPALIVE, self._t_keepalive), (TIMER_DELAYED_ACK, self._t_delack),
                         (TIMER_TIME_WAIT, self._t_time_wait),
-                        (TIMER_FIN_WAIT_2, self._t_fin_wait_2)):
+                        (TIMER_FIN_WAIT_2, self._t_fin_wait_2), (TIMER_LOSS_PROBE, self._t_tlp),
+                        (TIMER_REORDER, self._t_reo)):
             if t is not None:
                 out[name] = t
         return out
@@ -347,7 +358,7 @@ class Connection:
     def next_deadline(self) -> float | None:
         best = None
         for t in (self._t_rtx, self._t_persist, self._t_keepalive, self._t_delack,
-                  self._t_time_wait, self._t_fin_wait_2):
+                  self._t_time_wait, self._t_fin_wait_2, self._t_tlp, self._t_reo):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -376,6 +387,7 @@ class Connection:
         """Delete the TCB (enter CLOSED)."""
         self._t_rtx = self._t_persist = self._t_keepalive = None
         self._t_delack = self._t_time_wait = self._t_fin_wait_2 = None
+        self._t_tlp = self._t_reo = None
         self._ooo.clear()
         self._set_state(CLOSED, now)
         self._stack._remove(self)
@@ -511,11 +523,12 @@ class Connection:
         cwnd = self.cc.cwnd + self._inflate
         return self.snd_wnd if self.snd_wnd < cwnd else cwnd
 
-    def _output(self, now: float, force_one: bool = False) -> bool:
+    def _output(self, now: float, force_one: bool = False, limit: int = 0) -> bool:
         """Send what the windows, Nagle and SWS avoidance allow; True if anything went out.
 
         ``force_one`` is the persist timer's override of SWS avoidance
-        (RFC 9293 §3.8.6.2.1 "override timeout").
+        (RFC 9293 §3.8.6.2.1 "override timeout"); ``limit`` > 0 stops after
+        that many segments (limited transmit, loss probes, recovery).
         """
         state = self.state
         if state not in _SEND_STATES:
@@ -578,6 +591,9 @@ class Connection:
                     end = end + 1
                 self._account_sent(snd_nxt, end, now)
                 sent = True
+                limit -= 1
+                if limit == 0:
+                    break
                 continue
             if fin_seq is not None and snd_nxt == fin_seq:
                 # All data is out: send the FIN (it may go beyond a zero window;
@@ -588,6 +604,8 @@ class Connection:
             break
         if not sent and self._ack_now:
             self._send_ack(now)
+        if sent and self._rack is not None:
+            self._arm_tlp(now)
         # RFC 1122 4.2.2.17: data waiting, nothing in flight, window closed -> persist.
         if (self._t_rtx is None and self._t_persist is None and _eq(self.snd_una, self.snd_max)
                 and _sdist(self._buf_seq + len(sndbuf), self.snd_nxt) > 0):
@@ -596,6 +614,8 @@ class Connection:
 
     def _account_sent(self, start: Seq, end: Seq, now: float) -> None:
         """Bookkeeping after sending [start, end) of sequence space."""
+        if self._rack is not None:
+            self._rack.on_send(start, end, now, start < self.snd_max)
         if end > self.snd_max:
             if start >= self.snd_max and self._rtt_seq is None and not self._ts_ok:
                 self._rtt_seq = start        # time this segment (RFC 6298 §3, Karn)
@@ -625,10 +645,15 @@ class Connection:
             if self._fin_seq is not None and end == self._fin_seq:
                 flags |= FIN
             self._emit(self._segment(una, flags, now, self._sndbuf.peek(off, n)), now)
+            if flags & FIN:
+                n += 1
         elif self._fin_seq is not None and una == self._fin_seq:
             self._emit(self._segment(una, FIN | ACK, now), now)
+            n = 1
         else:
             return
+        if self._rack is not None:
+            self._rack.on_send(una, una + n, now, True)
         self.retransmits += 1
         self._stack._count("retransmitted_segments")
         self._t_rtx = now + self.rtt.rto
@@ -666,6 +691,7 @@ class Connection:
             self._ts_recent_time = now
         self._sack_ok = opts.sack and o.sack_permitted
         self._sb = SackScoreboard() if self._sack_ok else None
+        self._rack = SentLog() if self._sack_ok else None
         mss = min(peer_mss, self._adv_mss)
         if self._ts_ok:
             mss -= TS_OPTION_LEN                  # every segment carries the option
@@ -940,6 +966,10 @@ class Connection:
             if blocks:
                 # RFC 2018 §3 / RFC 6675 §2: record what the peer holds above SND.UNA.
                 sack_added = sb.update(ack if d_una > 0 else snd_una, self.snd_max, blocks)
+                if self._tlp_end is not None and _sdist(blocks[0][1], ack) <= 0:
+                    # RFC 2883 D-SACK: a copy arrived twice, so the probe was
+                    # not needed (RFC 8985 §7.4.2).
+                    self._tlp_retrans = False
             elif d_una > 0:
                 sb.advance(ack)
         if d_una > 0:
@@ -972,99 +1002,236 @@ class Connection:
             self._buf_seq = self._buf_seq + data_acked
             self.bytes_sent += data_acked
             self._stack._changed.add(self)       # writable
-        self.rtt.reset_backoff()
+        self.rtt.reset_backoff()                 # RFC 6298 §5.7: new data ACKed
         self._dupacks = 0
-        self.cc.on_ack(acked, now, self.rtt.srtt, self._in_recovery)
+        self._lt_sent = 0
+        self.cc.on_ack(acked, now, self.rtt.srtt, self._in_recovery and self._cc_recovery)
+        rack = self._rack
+        if self._tlp_end is not None and _sdist(ack, self._tlp_end) >= 0:
+            self._tlp_acked(now, _sdist(self.snd_max, ack) + acked)
+        if rack is not None:
+            rack.on_ack(ack, self._sb, now)
         if self._in_recovery:
             if ack >= self._recover:
-                # RFC 6582 §3.2 step 5: full acknowledgment, leave recovery.
-                self._in_recovery = False
-                self._inflate = 0
-                self.cc.on_exit_recovery(now)
-            elif self._sb is not None and len(self._sb):
-                # RFC 6675 §5 (C): partial ACK, keep filling holes within pipe.
-                self._sack_recovery_send(now)
-            else:
+                # RFC 6582 §3.2 step 5 / RFC 6675 §5: full acknowledgment, leave recovery.
+                self._exit_recovery(now)
+            elif rack is None:
                 # RFC 6582 §3.2 step 4 partial acknowledgment: retransmit the
                 # next hole, deflate.
                 self._inflate = max(0, self._inflate - acked) + self.mss
                 self._retransmit_head(now)
+        else:
+            self._inflate = 0                    # RFC 3042: limited transmit ends
+        if rack is not None:
+            # RFC 6675 §5 (C) on a partial ACK, RFC 8985 §6.2 on every ACK.
+            self._sack_loss_recovery(now)
         if _eq(self.snd_una, self.snd_max):
             self._t_rtx = None                   # RFC 6298 §5.2
+            self._t_tlp = self._t_reo = None
         else:
             self._t_rtx = now + self.rtt.rto     # RFC 6298 §5.3
+            if rack is not None:
+                self._arm_tlp(now)
         fin = self._fin_seq
         if fin is not None and ack > fin:
             self._our_fin_acked(now)
 
     def _on_dup_ack(self, now: float) -> None:
-        """RFC 5681 §3.2 / RFC 6582 §3.2 duplicate ACK handling."""
+        """RFC 5681 §3.2 / RFC 6582 §3.2 / RFC 6675 §5 duplicate ACK handling."""
         self._dupacks += 1
         self._stack._count("dup_acks_received")
-        sb = self._sb
-        if sb is not None and len(sb):
-            # RFC 6675 SACK-based recovery.
-            if self._in_recovery:
-                self._sack_recovery_send(now)
-            elif _sdist(self.snd_una, self._recover) >= 0 and (
-                    self._dupacks >= 3 or sb.is_lost(self.snd_una, self.mss)):
-                # §5 (4): enter loss recovery, RecoveryPoint = HighData.
-                flight = _sdist(self.snd_max, self.snd_una)
-                self._recover = self.snd_max
-                self._high_rxt = self.snd_una
-                self._in_recovery = True
-                self._inflate = 0
-                self.cc.on_enter_recovery(now, flight)
-                self._stack._count("fast_retransmits")
-                self._stack._count("sack_recoveries")
-                self._sack_recovery_send(now)
+        rack = self._rack
+        if rack is not None:
+            sb = self._sb
+            assert sb is not None
+            rack.on_ack(self.snd_una, sb, now)
+            if self._dupacks >= DUP_THRESH and not self._in_recovery and not len(sb):
+                # Duplicate ACKs without SACK blocks: RFC 5681 §3.2 step 2 deems
+                # the first unacknowledged segment lost.
+                rack.mark_head_lost()
+            self._sack_loss_recovery(now)
+            if not self._in_recovery:
+                self._limited_transmit(now)
             return
         if self._in_recovery:
             self._inflate += self.mss             # step 4: inflate by one segment
             return
-        if self._dupacks == 3 and _sdist(self.snd_una, self._recover) >= 0:
+        if self._dupacks == DUP_THRESH and _sdist(self.snd_una, self._recover) >= 0:
             # Step 2/3: fast retransmit and enter fast recovery.
-            flight = _sdist(self.snd_max, self.snd_una)
+            flight = _sdist(self.snd_max, self.snd_una) - self._lt_sent
             self._recover = self.snd_max
             self._in_recovery = True
+            self._cc_recovery = True
             self.cc.on_enter_recovery(now, flight)
             self._inflate = 3 * self.mss
             self._stack._count("fast_retransmits")
             self._retransmit_head(now)
+        elif self._dupacks < DUP_THRESH:
+            self._limited_transmit(now)
+
+    def _limited_transmit(self, now: float) -> None:
+        """RFC 3042 §2: on each of the first two duplicate ACKs send one new segment,
+        if the peer's window allows, with at most cwnd + 2*SMSS outstanding; cwnd
+        itself is unchanged."""
+        if self._dupacks > 2:
+            return
+        self._inflate = self._dupacks * self.mss
+        before = self.snd_max
+        if self._output(now, limit=1):
+            # RFC 3042 §2: these segments do not count in the FlightSize that
+            # sets ssthresh when recovery starts.
+            self._lt_sent += max(0, _sdist(self.snd_max, before))
+
+    def _exit_recovery(self, now: float) -> None:
+        self._in_recovery = False
+        self._inflate = 0
+        if self._cc_recovery:
+            self._cc_recovery = False
+            self.cc.on_exit_recovery(now)
+
+    def _reo_wnd(self) -> float:
+        """RFC 8985 §6.2 step 4: the reordering window."""
+        rack = self._rack
+        assert rack is not None and self._sb is not None
+        if not rack.reordering_seen and (
+                self._in_recovery or self._sb.sacked_bytes >= DUP_THRESH * self.mss):
+            return 0.0
+        min_rtt = rack.min_rtt or 0.0
+        srtt = self.rtt.srtt
+        wnd = min_rtt / 4
+        return wnd if srtt is None or wnd < srtt else srtt
+
+    def _sack_loss_recovery(self, now: float) -> None:
+        """Detect losses (RFC 8985 RACK and RFC 6675 IsLost), start or continue recovery."""
+        rack = self._rack
+        sb = self._sb
+        assert rack is not None and sb is not None
+        if not self._in_recovery and not len(sb) and not rack.has_retransmitted \
+                and not rack.has_lost:
+            self._t_reo = None
+            return                               # no hole known: nothing can be lost
+        if len(sb):
+            rack.mark_lost_by_sack(sb, self.mss)
+        timeout = rack.detect_loss(now, self._reo_wnd())
+        self._t_reo = now + timeout if timeout > 0 else None    # RFC 8985 §6.3
+        if not self._in_recovery:
+            if not rack.has_lost:
+                return
+            # RFC 6675 §5 (4): enter loss recovery, RecoveryPoint = HighData.
+            # One reduction per window of data (RFC 6582 §3.2 step 2, RFC 5681
+            # §3.2): losses below the previous recovery point (e.g. data sent
+            # again after an RTO, whose window was cut already) are repaired
+            # without reducing cwnd again.
+            if _sdist(self.snd_una, self._recover) >= 0:
+                flight = _sdist(self.snd_max, self.snd_una) - self._lt_sent
+                self.cc.on_enter_recovery(now, flight)
+                self._cc_recovery = True
+                self._stack._count("fast_retransmits")
+                self._stack._count("sack_recoveries")
+            else:
+                self._cc_recovery = False
+                self._stack._count("rack_repairs")
+            self._recover = self.snd_max
+            self._in_recovery = True
+            self._inflate = 0
+            self._t_tlp = None                   # RFC 8985 §7.2: no probes in recovery
+        self._sack_recovery_send(now)
 
     def _sack_recovery_send(self, now: float) -> None:
         """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg().
 
-        Rule (1), lost holes, is retransmitted here; rule (2), new data, goes
+        Rule (1): the lowest segment deemed lost (by RFC 6675 IsLost or by
+        RACK, RFC 8985 §6.2) and not retransmitted since; rule (2): new data
         through ``_output`` with the window opened by exactly cwnd - pipe.
+        A retransmission that is itself lost is deemed lost again by RACK
+        once a segment sent after it is delivered, and goes out again here.
         """
-        sb = self._sb
-        assert sb is not None
+        rack = self._rack
+        assert rack is not None
         mss = self.mss
         cwnd = self.cc.cwnd
         for _ in range(64):                       # bounded work per ACK
-            if _sdist(self._high_rxt, self.snd_una) < 0:
-                self._high_rxt = self.snd_una
-            pipe = sb.pipe(self.snd_una, self.snd_max, self._high_rxt, mss)
+            pipe = rack.pipe()
             if cwnd - pipe < mss:
                 break
-            nxt = sb.next_seg(self.snd_una, self.snd_max, self._high_rxt, mss)
-            if nxt is None:
-                # Rule (2): new data, within cwnd - pipe.
-                self._inflate = max(0, _sdist(self.snd_max, self.snd_una) - pipe)
-                if not self._output(now):
-                    nxt = sb.next_seg(self.snd_una, self.snd_max, self._high_rxt, mss,
-                                      rule3=True)
-                    if nxt is None:
-                        break
-                else:
-                    continue
-            seq, length = nxt
-            if not self._retransmit_range(seq, length, now):
+            lost = rack.first_lost()
+            if lost is not None:
+                seq, length = lost
+                if not self._retransmit_range(seq, length if length < mss else mss, now):
+                    break
+                continue
+            self._inflate = max(0, _sdist(self.snd_nxt, self.snd_una) - pipe)
+            if not self._output(now, limit=1):
                 break
-            self._high_rxt = seq + length
-        self._inflate = max(0, _sdist(self.snd_max, self.snd_una)
-                            - sb.pipe(self.snd_una, self.snd_max, self._high_rxt, mss))
+        self._inflate = max(0, _sdist(self.snd_nxt, self.snd_una) - rack.pipe())
+
+    def _arm_tlp(self, now: float) -> None:
+        """RFC 8985 §7.2: schedule a tail loss probe (PTO) while data is in flight."""
+        if (self._in_recovery or self._tlp_end is not None or _eq(self.snd_una, self.snd_max)
+                or self.rtt.backoffs or self.state not in _SEND_STATES):
+            # No probes in recovery, nor after an RTO until new data is ACKed
+            # (Linux: only in the Open and CWR states).
+            self._t_tlp = None
+            return
+        srtt = self.rtt.srtt
+        if srtt is None:
+            pto = 1.0                            # §7.2: 1 s before any RTT sample
+        elif _sdist(self.snd_max, self.snd_una) <= self.mss:
+            pto = 2 * srtt + WC_DEL_ACK          # one segment: the ACK may be delayed
+        else:
+            pto = 2 * srtt + TLP_EXTRA
+        deadline = now + pto
+        rtx = self._t_rtx
+        if rtx is not None and deadline >= rtx:
+            # §7.2 says PTO = min(PTO, RTO), i.e. a probe instead of the first
+            # timeout. We let the RTO fire instead (as before RACK-TLP): with
+            # one segment in flight the retransmission is the same segment.
+            deadline = None
+        self._t_tlp = deadline
+
+    def _on_loss_probe_timer(self, now: float) -> None:
+        """RFC 8985 §7.3: send one new segment, or resend the last one, to get an ACK
+        (with SACK blocks) that lets RACK find a tail loss instead of waiting for RTO."""
+        if (self._in_recovery or _eq(self.snd_una, self.snd_max) or self._tlp_end is not None
+                or self.state not in _SEND_STATES):
+            return
+        self._trace_timer(TIMER_LOSS_PROBE, now)
+        self._stack._count("loss_probes")
+        saved = self._inflate
+        # New data, if the peer's window allows, regardless of cwnd (§7.3).
+        self._inflate = _sdist(self.snd_nxt, self.snd_una) + self.mss
+        sent = self._output(now, force_one=True, limit=1)
+        self._inflate = saved
+        self._tlp_retrans = False
+        if not sent:
+            # Else the highest-sequence segment sent so far.
+            start = self.snd_max - self.mss
+            if _sdist(start, self.snd_una) < 0:
+                start = self.snd_una
+            if not self._retransmit_range(start, _sdist(self.snd_max, start), now):
+                return
+            self._tlp_retrans = True
+        self._tlp_end = self.snd_max
+        self._t_tlp = None
+        self._t_rtx = now + self.rtt.rto         # §7.3: re-arm RTO, not PTO
+
+    def _tlp_acked(self, now: float, flight: int) -> None:
+        """RFC 8985 §7.4: the probe is acknowledged; if it was a retransmission that
+        (without a D-SACK saying the original arrived too) repaired a loss, the
+        loss still calls for a congestion response (one reduction)."""
+        self._tlp_end = None
+        if self._tlp_retrans and not self._in_recovery:
+            self._stack._count("loss_probe_repairs")
+            self.cc.on_enter_recovery(now, flight)
+            self.cc.on_exit_recovery(now)
+        self._tlp_retrans = False
+
+    def _on_reorder_timer(self, now: float) -> None:
+        """RFC 8985 §6.3: the reordering window of a suspect segment has passed."""
+        if self._rack is None or self.state not in _SEND_STATES:
+            return
+        self._trace_timer(TIMER_REORDER, now)
+        self._sack_loss_recovery(now)
 
     def _retransmit_range(self, seq: Seq, length: int, now: float) -> bool:
         """Resend ``[seq, seq+length)`` of the send queue (a SACK hole)."""
@@ -1082,9 +1249,13 @@ class Connection:
             flags |= FIN
         elif fin is not None and _eq(seq + n, fin) and n < length:
             flags |= FIN
+        if n and n == avail:
+            flags |= PSH                          # the end of the queue, as first sent
         payload = self._sndbuf.peek(off, n) if n else b""
         self._rtt_seq = None                      # Karn
         self._emit(self._segment(seq, flags, now, payload), now)
+        if self._rack is not None:
+            self._rack.on_send(seq, seq + n + (1 if flags & FIN else 0), now, True)
         self.retransmits += 1
         self._stack._count("retransmitted_segments")
         return True
@@ -1103,7 +1274,7 @@ class Connection:
 
     def _enter_time_wait(self, now: float) -> None:
         self._t_rtx = self._t_persist = self._t_keepalive = self._t_fin_wait_2 = None
-        self._t_delack = None
+        self._t_delack = self._t_tlp = self._t_reo = None
         self._set_state(TIME_WAIT, now)
         self._t_time_wait = now + 2 * self._cfg.msl
 
@@ -1238,6 +1409,12 @@ class Connection:
                 self._send_rst_abort(now)            # Linux: orphan FIN-WAIT-2 expires
                 self._terminate(now)
                 return
+        if self._t_tlp is not None and now >= self._t_tlp:
+            self._t_tlp = None                   # before the RTO: PTO = min(PTO, RTO)
+            self._on_loss_probe_timer(now)
+        if self._t_reo is not None and now >= self._t_reo:
+            self._t_reo = None
+            self._on_reorder_timer(now)
         if self._t_rtx is not None and now >= self._t_rtx:
             self._t_rtx = None
             self._on_retransmit_timer(now)
@@ -1286,11 +1463,18 @@ class Connection:
         rtt.backoff()                            # RFC 6298 §5.5
         self._rtt_seq = None                     # Karn's rule
         self._in_recovery = False
+        self._cc_recovery = False
         self._inflate = 0
         self._dupacks = 0
+        self._lt_sent = 0
         self._recover = self.snd_max             # RFC 6582 §3.2 step 1 after a timeout
+        self._tlp_end = None
+        self._tlp_retrans = False
+        self._t_tlp = self._t_reo = None
         if self._sb is not None:
             self._sb.clear()                     # the receiver may have reneged (RFC 2018 §8)
+        if self._rack is not None:
+            self._rack.clear()                   # go-back-N records everything anew
         self.snd_nxt = self.snd_una              # go back N from the first unacked byte
         self._t_rtx = None
         if not self._output(now, force_one=True):

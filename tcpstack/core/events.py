@@ -30,6 +30,9 @@ TIMER_KEEPALIVE = "keepalive"
 TIMER_DELAYED_ACK = "delayed-ack"
 TIMER_TIME_WAIT = "time-wait"
 TIMER_FIN_WAIT_2 = "fin-wait-2"
+# RFC 8985 timers (Linux: ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT).
+TIMER_LOSS_PROBE = "loss-probe"
+TIMER_REORDER = "reorder"
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,3 +274,206 @@ class SackScoreboard:
     def __repr__(self) -> str:
         shown = ", ".join(f"[{s}, {e})" for s, e in self.ranges()[:8])
         return f"SackScoreboard(base={self._base}, sacked={self._sacked}, ranges={shown})"
+
+
+class SentLog:
+    """RACK (RFC 8985 §6): what is in flight, in the order it was (re)transmitted.
+
+    One entry per transmitted range ``[start, end)`` of sequence space that is
+    neither cumulatively ACKed nor SACKed: ``[start, end, xmit_ts, retrans,
+    lost, order]`` (absolute sequence numbers, the send time, "has been
+    retransmitted", "deemed lost", a transmission counter). "Sent after"
+    compares the counter: a retransmission and new data sent at the same
+    instant still have an order (RFC 8985 breaks ties by sequence number,
+    which is wrong for a retransmission sent before new data). Retransmitting
+    part of an entry cuts it out and appends it anew with the new time, so the list stays ordered by
+    transmission time, each byte in flight in exactly one entry (Linux's
+    time-sorted send queue).
+
+    From it the sender gets, per RFC 8985:
+
+    - ``on_delivered``: RACK.xmit_ts / RACK.end_seq / RACK.rtt of the most
+      recently *sent* segment that has been delivered (§6.2 steps 1-2),
+      RACK.min_RTT, and whether reordering was seen (§6.2 step 3);
+    - ``detect_loss``: an unacknowledged segment sent before that one, and
+      longer ago than RACK.rtt + reo_wnd, is lost (§6.2 step 5). This finds a
+      lost *retransmission* (its new send time is older than a delivered
+      segment sent after it) and a loss in a window too small for three
+      duplicate ACKs, which RFC 6675's IsLost cannot;
+    - ``pipe``: bytes in flight, the unSACKed, not-lost ones (each
+      retransmission is its own entry, so RFC 6675 SetPipe's "+1 if
+      retransmitted" is already counted once).
+    """
+
+    __slots__ = ("_count", "_q", "_retrans", "fack", "min_rtt", "order", "reordering_seen",
+                 "rtt", "xmit_ts")
+
+    def __init__(self) -> None:
+        self._q: list[list] = []
+        self._retrans = 0            # entries with retrans set (slow path on ACK when > 0)
+        self._count = 0              # transmissions so far
+        self.xmit_ts: float | None = None   # RACK.xmit_ts
+        self.order = -1              # the transmission counter of that segment
+        self.rtt = 0.0               # RACK.rtt
+        self.min_rtt: float | None = None   # RACK.min_RTT (minimum since the connection began)
+        self.fack: int | None = None  # RACK.fack: the highest end sequence delivered
+        self.reordering_seen = False
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+    def entries(self) -> list[tuple[Seq, Seq, float, bool, bool]]:
+        """``(start, end, xmit_ts, retransmitted, lost)`` in transmission order."""
+        return [(Seq(s), Seq(e), t, r, lost) for s, e, t, r, lost, _ in self._q]
+
+    def clear(self) -> None:
+        """Forget what is in flight (after an RTO the sender goes back N)."""
+        self._q.clear()
+        self._retrans = 0
+
+    def on_send(self, start: int, end: int, now: float, retrans: bool) -> None:
+        """Record one transmission of ``[start, end)``."""
+        start &= _MASK
+        end &= _MASK
+        if retrans and self._q:
+            self._cut(start, end)
+        self._count += 1
+        self._q.append([start, end, now, retrans, False, self._count])
+        if retrans:
+            self._retrans += 1
+
+    def _cut(self, start: int, end: int) -> None:
+        """Remove ``[start, end)`` from the entries (keeping what lies either side)."""
+        out: list[list] = []
+        retrans = 0
+        for e in self._q:
+            s0, e0 = e[0], e[1]
+            if _signed(e0 - start) <= 0 or _signed(s0 - end) >= 0:
+                out.append(e)
+                retrans += e[3]
+                continue
+            if _signed(start - s0) > 0:
+                out.append([s0, start, e[2], e[3], e[4], e[5]])
+                retrans += e[3]
+            if _signed(e0 - end) > 0:
+                out.append([end, e0, e[2], e[3], e[4], e[5]])
+                retrans += e[3]
+        self._q = out
+        self._retrans = retrans
+
+    def on_ack(self, snd_una: int, sb: SackScoreboard | None, now: float) -> None:
+        """Drop what ``snd_una`` and the scoreboard now cover; update the RACK state."""
+        q = self._q
+        una = int(snd_una) & _MASK
+        if not self._retrans and (sb is None or not sb._starts):
+            # Fast path (no loss episode): entries are in sequence order.
+            n = 0
+            for e in q:
+                if _signed(e[1] - una) > 0:
+                    break
+                n += 1
+            if n:
+                self._delivered(q[n - 1], now, None)   # the newest of them decides
+                del q[:n]
+            if q and _signed(q[0][0] - una) < 0:
+                q[0][0] = una
+            return
+        fack_before = self.fack
+        out: list[list] = []
+        retrans = 0
+        for e in q:
+            s0, e0 = e[0], e[1]
+            if _signed(e0 - una) <= 0 or (sb is not None and sb.is_sacked(s0, _signed(e0 - s0))):
+                self._delivered(e, now, fack_before)
+                continue
+            if _signed(s0 - una) < 0:
+                e[0] = una
+            out.append(e)
+            retrans += e[3]
+        self._q = out
+        self._retrans = retrans
+
+    def _delivered(self, e: list, now: float, fack_before: int | None) -> None:
+        """RFC 8985 §6.2 steps 2-3 for one newly delivered entry."""
+        ts = e[2]
+        rtt = now - ts
+        if e[3]:
+            # Step 2: a retransmission ACKed sooner than min_RTT after it was
+            # sent is probably the original's ACK: it says nothing of the timing.
+            if self.min_rtt is not None and rtt < self.min_rtt:
+                return
+        elif self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
+        self.rtt = rtt
+        end = e[1]
+        if e[5] > self.order:
+            self.xmit_ts = ts
+            self.order = e[5]
+        # Step 3: a never-retransmitted segment delivered below one delivered
+        # earlier was reordered.
+        if not e[3] and fack_before is not None and _signed(end - fack_before) < 0:
+            self.reordering_seen = True
+        if self.fack is None or _signed(end - self.fack) > 0:
+            self.fack = end
+
+    def detect_loss(self, now: float, reo_wnd: float) -> float:
+        """RFC 8985 §6.2 step 5: mark lost entries; the reorder timeout (0: none needed).
+
+        An entry sent before the most recently sent delivered one is lost once
+        RACK.rtt + reo_wnd have passed since it was sent; otherwise the
+        returned time is how long to wait before checking again (§6.3).
+        """
+        if self.xmit_ts is None:
+            return 0.0
+        order = self.order
+        wait = self.rtt + reo_wnd
+        timeout = 0.0
+        for e in self._q:
+            if e[4] or e[5] > order:
+                continue                     # lost already, or sent after it
+            remaining = e[2] + wait - now
+            if remaining <= 1e-9:
+                e[4] = True
+            elif remaining > timeout:
+                timeout = remaining
+        return timeout
+
+    def mark_lost_by_sack(self, sb: SackScoreboard, mss: int) -> None:
+        """RFC 6675 §4 IsLost for entries never retransmitted (DupThresh SACKed above)."""
+        for e in self._q:
+            if not e[4] and not e[3] and sb.is_lost(e[0], mss):
+                e[4] = True
+
+    def mark_head_lost(self) -> None:
+        """RFC 5681 §3.2: the first unacknowledged segment is deemed lost."""
+        head = None
+        for e in self._q:
+            if head is None or _signed(e[0] - head[0]) < 0:
+                head = e
+        if head is not None:
+            head[4] = True
+
+    @property
+    def has_lost(self) -> bool:
+        return any(e[4] for e in self._q)
+
+    @property
+    def has_retransmitted(self) -> bool:
+        return self._retrans > 0
+
+    def first_lost(self) -> tuple[Seq, int] | None:
+        """The lowest range deemed lost as ``(start, length)``, or None."""
+        best = None
+        for e in self._q:
+            if e[4] and (best is None or _signed(e[0] - best[0]) < 0):
+                best = e
+        if best is None:
+            return None
+        return Seq(best[0]), _signed(best[1] - best[0])
+
+    def lost_bytes(self) -> int:
+        return sum(_signed(e[1] - e[0]) for e in self._q if e[4])
+
+    def pipe(self) -> int:
+        """Bytes estimated in flight: every recorded byte not deemed lost."""
+        return sum(_signed(e[1] - e[0]) for e in self._q if not e[4])
