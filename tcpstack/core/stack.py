@@ -129,6 +129,12 @@ class Stack:
     def connections(self) -> Iterable[Connection]:
         return list(self._conns.values())
 
+    def connection(self, local: tuple[str, int], remote: tuple[str, int]) -> Connection | None:
+        """The connection with this 4-tuple (``local`` is this stack's address), or None."""
+        if local[0] != self.local_addr:
+            return None
+        return self._conns.get((local[1], remote[0], remote[1]))
+
     def listeners(self) -> Iterable[Listener]:
         return list(self._listeners.values())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpstack.core.sack import MAX_RANGES, SackScoreboard
+from tcpstack.core.sack import MAX_RANGES, SackScoreboard, SentLog
 from tcpstack.seq import MOD, Seq
 
 MSS = 100
@@ -254,3 +254,46 @@ def test_scoreboard_matches_naive_model(
     expected = model.next_seg(rxt_off, mss)
     got = sb.next_seg(Seq(una), Seq(nxt), Seq(una + rxt_off), mss)
     assert got == (None if expected is None else (Seq(una + expected[0]), expected[1]))
+
+
+# -- SentLog (RFC 8985 RACK) ------------------------------------------------------
+def test_sent_log_retransmission_moves_to_the_tail_and_splits_its_entry():
+    log = SentLog()
+    log.on_send(1000, 4000, 0.0, False)           # one 3000-byte super-segment
+    log.on_send(4000, 5000, 0.0, False)
+    log.on_send(2000, 3000, 1.0, True)            # its middle retransmitted
+    assert [(int(s), int(e), t, r) for s, e, t, r, _ in log.entries()] == [
+        (1000, 2000, 0.0, False), (3000, 4000, 0.0, False), (4000, 5000, 0.0, False),
+        (2000, 3000, 1.0, True)]
+    assert log.pipe() == 4000
+
+
+def test_sent_log_detects_loss_by_time_and_order():
+    log = SentLog()
+    sb = SackScoreboard()
+    for i in range(4):
+        log.on_send(i * 100, (i + 1) * 100, 0.0, False)
+    sb.update(0, 400, [(100, 200)])
+    log.on_ack(0, sb, 1.0)                        # segment 1 delivered, RACK.rtt = 1.0
+    assert log.rtt == 1.0 and log.min_rtt == 1.0
+    assert log.detect_loss(1.0, 0.25) == 0.25     # segment 0: wait reo_wnd
+    assert log.first_lost() is None
+    assert log.detect_loss(1.25, 0.25) == 0.0
+    assert log.first_lost() == (Seq(0), 100)
+    assert log.pipe() == 200                      # segments 2 and 3
+    log.on_send(0, 100, 2.0, True)                # resent
+    assert log.first_lost() is None and log.pipe() == 300
+    sb.update(0, 400, [(300, 400), (100, 200)])   # segment 3, sent before the resend
+    log.on_ack(0, sb, 2.5)
+    log.detect_loss(2.5, 0.0)
+    assert log.first_lost() == (Seq(200), 100)    # 2 is lost; the resend is not
+
+
+def test_sent_log_wraps_around_the_sequence_space():
+    log = SentLog()
+    start = MOD - 150
+    log.on_send(start, start + 100, 0.0, False)
+    log.on_send(start + 100, start + 200, 0.0, False)
+    log.on_ack(start + 100, None, 0.5)
+    assert [(int(s), int(e)) for s, e, *_ in log.entries()] == [(MOD - 50, 50)]
+    assert log.pipe() == 100
