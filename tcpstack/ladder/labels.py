@@ -49,6 +49,8 @@ TIMER_TEXT = {
     events.TIMER_DELAYED_ACK: "delayed-ACK timer",
     events.TIMER_TIME_WAIT: "2MSL expired",
     events.TIMER_FIN_WAIT_2: "FIN-WAIT-2 timeout",
+    events.TIMER_LOSS_PROBE: "tail loss probe",
+    events.TIMER_REORDER: "RACK reorder timer",
 }
 
 

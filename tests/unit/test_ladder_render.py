@@ -161,3 +161,11 @@ def test_html_is_self_contained_with_explanation_svg_and_table():
     assert "<script" not in html and "<link" not in html
     assert "10.7.0.2:7 ~TIME-WAIT" not in html and "10.7.0.2:7 TIME-WAIT" in html
     assert "10.7.0.1:40000 ~CLOSE-WAIT" in html
+
+
+def test_every_core_timer_has_a_label():
+    from tcpstack.core import events
+    from tcpstack.ladder.labels import TIMER_TEXT
+
+    timers = {value for name, value in vars(events).items() if name.startswith("TIMER_")}
+    assert timers == set(TIMER_TEXT)
