@@ -217,7 +217,7 @@ class StackDriver:
         send = self.link.send_offload  # type: ignore[attr-defined]
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
-        conns = getattr(self.core, "_conns", None)
+        lookup = self.core.connection
         ident = self._ident
         for src, dst, seg in output:
             ident = (ident + 1) & 0xFFFF
@@ -229,7 +229,7 @@ class StackDriver:
             if pcap is not None:
                 pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
             if plen > MIN_MSS:
-                mss = self._mss_of(conns, seg.src_port, dst, seg.dst_port)
+                mss = self._mss_of(lookup((src, seg.src_port), (dst, seg.dst_port)))
                 if plen > mss:
                     send((head, payload), mss, len(head))
                     continue
@@ -265,9 +265,8 @@ class StackDriver:
         skip = set(dropped)
         return [item for i, item in enumerate(output) if i not in skip]
 
-    def _mss_of(self, conns: Any, local_port: int, remote_addr: str, remote_port: int) -> int:
+    def _mss_of(self, conn: Any) -> int:
         """The send MSS of the connection a segment belongs to (the GSO size)."""
-        conn = conns.get((local_port, remote_addr, remote_port)) if conns is not None else None
         if conn is not None:
             return conn.mss
         # Not found (cannot happen for data): the most that fits the MTU with timestamps.
