@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
 import threading
 import time
-from typing import IO
 
 import pytest
+from timed_io import read_pipe
 
 from tcpstack.link import netns as ns
 
@@ -71,7 +70,7 @@ def test_listen_copy_mode_once(cli: Cli, kernel: Kernel, first: str) -> None:
         sender = threading.Thread(target=lambda: (sock.sendall(to_stack),
                                                   sock.shutdown(socket.SHUT_WR)))
         sender.start()
-        out = _read_pipe(listen.stdout, len(to_stack))
+        out = read_pipe(listen.stdout, len(to_stack))
         sender.join()
         return out
 
@@ -93,7 +92,7 @@ def test_listen_copy_mode_once(cli: Cli, kernel: Kernel, first: str) -> None:
         out = peer_sends()
         _wait_for_tcp_state(sock, TCP_FIN_WAIT2)     # tcpstack has our FIN: CLOSE-WAIT
         received = stdin_ends()
-    out += _read_pipe(listen.stdout, None)           # nothing more, then EOF at exit
+    out += read_pipe(listen.stdout, None)           # nothing more, then EOF at exit
     assert listen.wait(timeout=30) == 0, listen.stderr.read().decode()  # type: ignore[union-attr]
     assert out == to_stack
     assert received == to_kernel
@@ -107,23 +106,6 @@ def _wait_for_tcp_state(sock: socket.socket, state: int, timeout: float = 30.0) 
     while (now := sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]) != state:
         assert time.monotonic() < deadline, f"kernel socket in TCP state {now}, not {state}"
         time.sleep(0.01)
-
-
-def _read_pipe(stream: IO[bytes], size: int | None, timeout: float = 30.0) -> bytes:
-    """``size`` bytes (or, with None, all up to EOF) from a pipe, within ``timeout`` s."""
-    fd = stream.fileno()
-    deadline = time.monotonic() + timeout
-    data = bytearray()
-    while size is None or len(data) < size:
-        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-        assert ready, f"{len(data)} of {size if size is not None else 'all'} bytes " \
-                      f"in {timeout} s"
-        chunk = os.read(fd, 1 << 16 if size is None else min(1 << 16, size - len(data)))
-        if not chunk:
-            assert size is None, f"EOF after {len(data)} of {size} bytes"
-            break
-        data += chunk
-    return bytes(data)
 
 
 def test_listen_source_active_close_pcap_and_time_wait(cli: Cli, kernel: Kernel,

@@ -9,18 +9,16 @@ in the guest) and its TCP counters show whether it ever saw or sent a reset.
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 from conftest import VmNetwork
 from pcapcheck import check_handshake_and_close, connection_segments, read_tcp_segments
+from timed_io import read_pipe
 from vmpeer import SINK_PORT, SOURCE_PORT, pattern, sha256_hex
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]  # boots a VM (~5 s) per module
@@ -83,9 +81,9 @@ def test_guest_connects_to_tcpstack_listen(vm_network: VmNetwork, tmp_path: Path
         listen.stdin.write(reply)
         listen.stdin.flush()
         vm_network.vm.start_guest_connect(STACK_ADDR, port, size)
-        received = _read_until(listen.stdout, size, TIMEOUT)
+        received = read_pipe(listen.stdout, size, TIMEOUT)
         listen.stdin.close()                # stdin's end: tcpstack's FIN follows the reply
-        received += _read_until(listen.stdout, None, TIMEOUT)
+        received += read_pipe(listen.stdout, None, TIMEOUT)
         result = vm_network.vm.guest_connect_result(TIMEOUT)
         assert listen.wait(TIMEOUT) == 0
     assert received == pattern(size)
@@ -130,24 +128,6 @@ def _listening(net: VmNetwork, *args: str) -> Iterator[subprocess.Popen[bytes]]:
         for stream in (listen.stdin, listen.stdout, listen.stderr):
             if stream is not None and not stream.closed:
                 stream.close()
-
-
-def _read_until(stream: IO[bytes], size: int | None, timeout: float) -> bytes:
-    """Read ``size`` bytes (or, with None, up to EOF) from a pipe, failing after ``timeout`` s."""
-    fd = stream.fileno()
-    deadline = time.monotonic() + timeout
-    data = bytearray()
-    while size is None or len(data) < size:
-        left = deadline - time.monotonic()
-        ready, _, _ = select.select([fd], [], [], max(left, 0))
-        assert ready, f"read {len(data)} bytes of {size if size is not None else 'all'} " \
-                      f"in {timeout} s"
-        chunk = os.read(fd, 1 << 16 if size is None else min(1 << 16, size - len(data)))
-        if not chunk:
-            assert size is None, f"EOF after {len(data)} of {size} bytes"
-            break
-        data += chunk
-    return bytes(data)
 
 
 def _wait_for_line(stream: object, marker: bytes, timeout: float) -> bool:
