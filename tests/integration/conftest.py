@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import pytest
@@ -109,6 +109,21 @@ def kernel_echo_client(kernel: Kernel, port: int, payload: bytes,
     sender.join()
     sock.close()
     return b"".join(chunks)
+
+
+def kernel_sender(kernel: Kernel, port: int, payload: bytes) -> Callable[[], None]:
+    """A kernel listener; the returned function (run it on a thread) sends
+    ``payload`` to whoever connects, then FIN, and waits for our FIN."""
+    sock = kernel.listen(port)
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+            conn.recv(1)
+
+    return serve
 
 
 @pytest.fixture

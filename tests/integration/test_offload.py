@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -16,7 +14,7 @@ import tcpstack
 from tcpstack.link import netns as ns
 from tcpstack.link.tun import open_tun
 
-from .conftest import KERNEL_ADDR, Cli, Kernel, run_async
+from .conftest import KERNEL_ADDR, Cli, Kernel, kernel_sender, run_async
 
 pytestmark = pytest.mark.root
 
@@ -28,24 +26,9 @@ def _payload(size: int) -> bytes:
     return os.urandom(size)
 
 
-def _kernel_sends(kernel: Kernel, port: int, payload: bytes) -> Callable[[], None]:
-    """A kernel listener; the returned function (run it on a thread) sends
-    ``payload`` to whoever connects, then FIN, and waits for our FIN."""
-    sock = kernel.listen(port)
-
-    def serve() -> None:
-        conn, _ = sock.accept()
-        with conn:
-            conn.sendall(payload)
-            conn.shutdown(socket.SHUT_WR)
-            conn.recv(1)
-
-    return serve
-
-
 async def _receive_all(stack: tcpstack.Stack, kernel: Kernel, port: int,
                        payload: bytes) -> bytes:
-    serve = _kernel_sends(kernel, port, payload)
+    serve = kernel_sender(kernel, port, payload)
     server = asyncio.create_task(asyncio.to_thread(serve))
     reader, writer = await stack.open_connection(KERNEL_ADDR, port)
     chunks = []

@@ -14,7 +14,7 @@ import pytest
 
 import tcpstack
 
-from .conftest import KERNEL_ADDR, Kernel, run_async
+from .conftest import KERNEL_ADDR, Kernel, kernel_sender, run_async
 
 pytestmark = pytest.mark.root
 
@@ -29,19 +29,6 @@ def _stream() -> bytes:
             + block + b"END;" + bulk)
 
 
-def _kernel_sends(kernel: Kernel, port: int, payload: bytes) -> asyncio.Future[None]:
-    sock = kernel.listen(port)
-
-    def serve() -> None:
-        conn, _ = sock.accept()
-        with conn:
-            conn.sendall(payload)
-            conn.shutdown(socket.SHUT_WR)
-            conn.recv(1)
-
-    return asyncio.ensure_future(asyncio.to_thread(serve))
-
-
 @pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
 def test_mixed_reads_keep_every_byte_in_order(netns_name: str, kernel: Kernel,
                                               offload: bool) -> None:
@@ -49,7 +36,7 @@ def test_mixed_reads_keep_every_byte_in_order(netns_name: str, kernel: Kernel,
 
     async def body() -> None:
         async with tcpstack.Stack(netns=netns_name, offload=offload) as stack:
-            server = _kernel_sends(kernel, 9101, payload)
+            server = asyncio.ensure_future(asyncio.to_thread(kernel_sender(kernel, 9101, payload)))
             reader, writer = await stack.open_connection(KERNEL_ADDR, 9101,
                                                          limit=128 * 1024)
             got = bytearray()
