@@ -22,6 +22,7 @@ from tcpstack.bench import report as rep
 from tcpstack.bench.processes import ProgramFailed
 from tcpstack.bench.topology import BenchNetwork
 from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
+from tcpstack.core.config import ConnectionOptions
 from tcpstack.errors import UsageError, UserError
 
 QUICK = {"bulk_mb": 2.0, "loss_mb": 1.0, "rr_count": 200, "connect_count": 50,
@@ -130,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
     network = BenchNetwork()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     bench = Bench(network, settings)
+    kernel_cc = "unknown"
     try:
         network.create()
+        kernel_cc = network.kernel_congestion_control()
         for name in names:
             workload = WORKLOADS_BY_NAME[name]
             bench.workload = name
@@ -167,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
                    "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,
                    "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
                    "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,
-                   "idle_hold_s": settings.idle_hold},
+                   "idle_hold_s": settings.idle_hold,
+                   "congestion_control": {"tcpstack": ConnectionOptions().cc,
+                                          "kernel": kernel_cc}},
         "results": rep.summarise(samples),
         "notes": {k: v for k, v in bench.notes.items() if k != "offload" and v},
         "errors": errors,

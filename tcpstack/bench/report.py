@@ -92,7 +92,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{offload_summary(cfg['offload'])}; median (min–max) of {cfg['runs']} runs; "
         f"bulk {cfg['bulk_mb']:g} MB, under loss {cfg['loss_mb']:g} MB; "
         f"{cfg['rr_count']} round trips; {cfg['connect_count']} connects; "
-        f"{cfg['idle_conns']} idle connections",
+        f"{cfg['idle_conns']} idle connections"
+        + ("; congestion control tcpstack {tcpstack}, kernel {kernel}".format(
+            **cfg["congestion_control"]) if "congestion_control" in cfg else ""),
         "",
         "| workload | unit | tcpstack | kernel↔kernel (veth) | tcpstack/kernel | target |",
         "|---|---|---:|---:|---:|---|",
@@ -107,6 +109,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"- kernel baseline packets dropped by nftables per run: {dropped}"]
     for note in sorted(set(notes.get("offload_notes", {}).values())):
         lines.append(f"- tcpstack: {note}")
+    if notes.get("stack_timeouts"):
+        pairs = ", ".join(f"{k}: {v} / {notes.get('kernel_timeouts', {}).get(k, '–')}"
+                          for k, v in notes["stack_timeouts"].items())
+        lines.append(f"- retransmission timeouts of the sender per run, tcpstack run / "
+                     f"kernel baseline: {pairs}")
     if notes.get("stack_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
         lines += [f"- tcpstack retransmitted segments per run: {rtx}"]

@@ -72,6 +72,18 @@ class BenchNetwork:
         while self.created:
             ns.remove_netns(self.created.pop())
 
+    # -- what the kernel side did ------------------------------------------------
+
+    def kernel_congestion_control(self) -> str:
+        """The congestion control the baseline's kernel TCP uses (net.ipv4 sysctl)."""
+        return ns.run_in_netns(self.client_ns, _read_text,
+                               "/proc/sys/net/ipv4/tcp_congestion_control")
+
+    def kernel_timeouts(self, namespaces: tuple[str, ...]) -> int:
+        """Retransmission timeouts (TcpExt TCPTimeouts) so far in these namespaces."""
+        return sum(ns.run_in_netns(name, _tcp_ext_counter, "TCPTimeouts")
+                   for name in namespaces)
+
     # -- kernel-side loss ----------------------------------------------------------
 
     def set_kernel_loss(self, percent: int) -> None:
@@ -115,6 +127,21 @@ class BenchNetwork:
             if ns.netns_exists(name):
                 _nft(name, ["delete", "table", "netdev", NFT_TABLE])
                 ns.run_in_netns(name, _set_segmentation_offload, dev, True)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
+def _tcp_ext_counter(name: str) -> int:
+    """One TcpExt counter of the calling thread's namespace (/proc/net/netstat)."""
+    lines = _read_text("/proc/thread-self/net/netstat").splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("TcpExt:"):
+            fields = dict(zip(header.split()[1:], values.split()[1:], strict=True))
+            return int(fields.get(name, 0))
+    return 0
 
 
 def _nft(netns_name: str, args: list[str], stdin: str | None = None

@@ -53,7 +53,8 @@ class Bench:
         self._ports = itertools.count(20000)
         self.workload = ""                       # the one running, for the notes
         self.notes: dict[str, Any] = {"offload": {}, "offload_notes": {},
-                                      "kernel_loss_dropped": {}, "stack_retransmits": {}}
+                                      "kernel_loss_dropped": {}, "stack_retransmits": {},
+                                      "stack_timeouts": {}, "kernel_timeouts": {}}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -107,22 +108,34 @@ class Bench:
                   else ["source", "--bytes", str(total), "--seed", str(seed)])
         client = (["send", "--bytes", str(total), "--seed", str(seed)] if direction == "send"
                   else ["recv", "--bytes", str(total)])
+        key = f"loss{loss}-{direction}" if loss else f"bulk-{direction}"
+        # Kernel TCP in these namespaces may be the sender whose timer fires.
+        kernel_nss = ((self.net.client_ns, self.net.server_ns) if side == "kernel"
+                      else (self.net.tun_ns,))
+        timeouts_before = self.net.kernel_timeouts(kernel_nss) if loss else 0
         if side == "kernel" and loss:
             self.net.set_kernel_loss(loss)
         try:
             client_result, server_result = self.pair(side, server, client, timeout,
                                                      fault=fault, profile=profile)
             if side == "kernel" and loss:
-                key = f"loss{loss}-{direction}"
                 self.notes["kernel_loss_dropped"].setdefault(key, []).append(
                     self.net.kernel_loss_dropped())
+                self.notes["kernel_timeouts"].setdefault(key, []).append(
+                    self.net.kernel_timeouts(kernel_nss) - timeouts_before)
         finally:
             if side == "kernel" and loss:
                 self.net.clear_kernel_loss()
         if side == "tcpstack" and not profile:
-            key = f"loss{loss}-{direction}" if loss else f"bulk-{direction}"
             self.notes["stack_retransmits"].setdefault(key, []).append(
                 client_result.get("retransmits", 0))
+            if loss:
+                # The retransmission timer that matters is the sender's: for
+                # kernel -> stack that is the kernel peer's, not tcpstack's.
+                timeouts = (client_result.get("counters", {}).get("timer_retransmit", 0)
+                            if direction == "send"
+                            else self.net.kernel_timeouts(kernel_nss) - timeouts_before)
+                self.notes["stack_timeouts"].setdefault(key, []).append(timeouts)
         received = server_result if direction == "send" else client_result
         if received["bytes"] != total:
             raise ProgramFailed(f"received {received['bytes']} bytes, expected {total}")

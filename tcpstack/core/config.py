@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcpstack.core.congestion import DEFAULT_MIN_SSTHRESH_SEGMENTS, check_min_ssthresh
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
@@ -20,9 +22,15 @@ class ConnectionOptions:
     send_buffer: int = 256 * 1024
     recv_buffer: int = 256 * 1024
     cc: str = "cubic"                     # congestion control: "cubic" or "reno"
+    # Least ssthresh after a loss, in segments: RFC 5681 §3.1 says 2, tcpstack
+    # defaults to 4 (see DEFAULT_MIN_SSTHRESH_SEGMENTS in core/congestion.py).
+    min_ssthresh: int = DEFAULT_MIN_SSTHRESH_SEGMENTS
     sack: bool = True                     # RFC 2018 SACK-permitted
     timestamps: bool = True               # RFC 7323 timestamps (RTTM + PAWS)
     window_scale: bool = True             # RFC 7323 window scaling
+
+    def __post_init__(self) -> None:
+        check_min_ssthresh(self.min_ssthresh)
 
 
 LINUX_KEEPALIVE = (7200.0, 75.0, 9)

@@ -42,6 +42,16 @@ CUBIC_BETA = 0.7
 # RFC 9438 §4.3: alpha_cubic = 3 * (1 - beta) / (1 + beta), for the Reno-friendly estimate.
 CUBIC_ALPHA = 3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)
 
+# The least ssthresh after a loss, in segments. RFC 5681 §3.1 equation (4)
+# floors it at 2*SMSS (so does Linux); tcpstack's default is 4, BBR's minimum
+# window (draft-ietf-ccwg-bbr, BBRMinPipeCwnd). With two segments in flight a
+# lost retransmission plus one lost ACK leaves nothing to clock recovery and
+# the connection waits for the RTO (>= 200 ms); four keep the ACK clock alive
+# through that. At 5% random loss each way this is the difference between
+# ~17 and ~1 timeouts per 20 MB (docs/performance.md). 2 gives RFC 5681 exactly.
+DEFAULT_MIN_SSTHRESH_SEGMENTS = 4
+RFC5681_MIN_SSTHRESH_SEGMENTS = 2
+
 
 def initial_window(mss: int) -> int:
     """RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)) bytes.
@@ -49,11 +59,6 @@ def initial_window(mss: int) -> int:
     For the usual MSS of 1460 (and anything smaller) this is 10 segments.
     """
     return min(10 * mss, max(2 * mss, 14600))
-
-
-def loss_ssthresh(flight_size: int, mss: int) -> int:
-    """RFC 5681 §3.1 equation (4): ssthresh = max(FlightSize / 2, 2*SMSS)."""
-    return max(flight_size // 2, 2 * mss)
 
 
 class CongestionControl(Protocol):
@@ -91,12 +96,15 @@ class Reno:
 
     name = "reno"
 
-    __slots__ = ("_bytes_acked", "_rto_pending", "cwnd", "mss", "ssthresh")
+    __slots__ = ("_bytes_acked", "_rto_pending", "cwnd", "min_ssthresh", "mss", "ssthresh")
 
-    def __init__(self, mss: int) -> None:
+    def __init__(self, mss: int,
+                 min_ssthresh_segments: int = DEFAULT_MIN_SSTHRESH_SEGMENTS) -> None:
         if mss <= 0:
             raise ValueError(f"mss must be positive, got {mss}")
+        check_min_ssthresh(min_ssthresh_segments)
         self.mss = mss
+        self.min_ssthresh = min_ssthresh_segments * mss  # bytes
         self.cwnd = initial_window(mss)  # RFC 5681 §3.1 / RFC 6928
         self.ssthresh = INFINITE_SSTHRESH
         self._bytes_acked = 0
@@ -130,12 +138,12 @@ class Reno:
 
     # -- loss --------------------------------------------------------------
     def _reduced_ssthresh(self, flight_size: int) -> int:
-        return loss_ssthresh(flight_size, self.mss)
+        return max(flight_size // 2, self.min_ssthresh)
 
     def on_enter_recovery(self, now: float, flight_size: int) -> None:
         """Fast retransmit (RFC 5681 §3.2 step 2, RFC 6582 §3.2 step 2).
 
-        ``ssthresh = max(FlightSize/2, 2*SMSS)`` and ``cwnd = ssthresh``
+        ``ssthresh = max(FlightSize/2, min_ssthresh)`` and ``cwnd = ssthresh``
         (no +3*SMSS inflation: see the module docstring).
         """
         self.ssthresh = self._reduced_ssthresh(flight_size)
@@ -182,8 +190,9 @@ class Cubic(Reno):
 
     __slots__ = ("_after_rto", "_cwnd_frac", "_epoch_start", "_k", "_w_est", "_w_max")
 
-    def __init__(self, mss: int) -> None:
-        super().__init__(mss)
+    def __init__(self, mss: int,
+                 min_ssthresh_segments: int = DEFAULT_MIN_SSTHRESH_SEGMENTS) -> None:
+        super().__init__(mss, min_ssthresh_segments)
         self._w_max = 0.0  # bytes: cwnd just before the last reduction (§4.6)
         self._k = 0.0  # seconds (§4.2 equation 2)
         self._epoch_start: float | None = None  # t_epoch: start of this CA stage
@@ -249,8 +258,8 @@ class Cubic(Reno):
             self._cwnd_frac = new - cwnd
 
     def _reduced_ssthresh(self, flight_size: int) -> int:
-        # §4.6: ssthresh = flight_size * beta_cubic, at least 2 segments.
-        return max(int(flight_size * CUBIC_BETA), 2 * self.mss)
+        # §4.6: ssthresh = flight_size * beta_cubic, at least min_ssthresh.
+        return max(int(flight_size * CUBIC_BETA), self.min_ssthresh)
 
     def _note_loss(self) -> None:
         cwnd = float(self.cwnd)
@@ -289,7 +298,15 @@ _ALGORITHMS: dict[str, type[Reno]] = {"cubic": Cubic, "reno": Reno}
 ALGORITHMS = tuple(sorted(_ALGORITHMS))
 
 
-def make_congestion_control(name: str, mss: int) -> CongestionControl:
+def check_min_ssthresh(segments: int) -> None:
+    if not isinstance(segments, int) or segments < RFC5681_MIN_SSTHRESH_SEGMENTS:
+        raise ValueError(f"min_ssthresh must be a whole number of segments >= "
+                         f"{RFC5681_MIN_SSTHRESH_SEGMENTS} (RFC 5681 §3.1), got {segments!r}")
+
+
+def make_congestion_control(name: str, mss: int,
+                            min_ssthresh_segments: int = DEFAULT_MIN_SSTHRESH_SEGMENTS,
+                            ) -> CongestionControl:
     """A new controller by name: ``"reno"`` (NewReno) or ``"cubic"`` (default in Linux)."""
     try:
         cls = _ALGORITHMS[name]
@@ -297,4 +314,4 @@ def make_congestion_control(name: str, mss: int) -> CongestionControl:
         raise ValueError(
             f"unknown congestion control {name!r}; choose one of: {', '.join(ALGORITHMS)}"
         ) from None
-    return cls(mss)
+    return cls(mss, min_ssthresh_segments)

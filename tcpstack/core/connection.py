@@ -170,7 +170,7 @@ class Connection:
 
         # Retransmission, congestion control, recovery.
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
-        self.cc = make_congestion_control(opts.cc, DEFAULT_MSS)
+        self.cc = make_congestion_control(opts.cc, DEFAULT_MSS, opts.min_ssthresh)
         self._rtt_seq: Seq | None = None     # Karn: the segment being timed (no timestamps)
         self._rtt_time = 0.0
         self._dupacks = 0
@@ -697,7 +697,7 @@ class Connection:
             mss -= TS_OPTION_LEN                  # every segment carries the option
         self.mss = max(mss, 64)
         self._rcv_mss = min(self._adv_mss, 536)
-        cc = make_congestion_control(opts.cc, self.mss)
+        cc = make_congestion_control(opts.cc, self.mss, opts.min_ssthresh)
         self.cc = cc
 
     # ---------------------------------------------------------------- input

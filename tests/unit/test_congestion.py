@@ -6,11 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tcpstack.core.config import ConnectionOptions
 from tcpstack.core.congestion import (
     CUBIC_ALPHA,
     CUBIC_BETA,
     CUBIC_C,
+    DEFAULT_MIN_SSTHRESH_SEGMENTS,
     INFINITE_SSTHRESH,
+    RFC5681_MIN_SSTHRESH_SEGMENTS,
     Cubic,
     Reno,
     initial_window,
@@ -136,12 +139,33 @@ def test_reno_fast_retransmit_halves_flight() -> None:
 
 
 @pytest.mark.parametrize("cls", [Reno, Cubic])
-def test_loss_floor_is_two_segments(cls: type[Reno]) -> None:
-    cc = cls(MSS)
+@pytest.mark.parametrize("floor", [RFC5681_MIN_SSTHRESH_SEGMENTS, DEFAULT_MIN_SSTHRESH_SEGMENTS, 6])
+def test_loss_floor(cls: type[Reno], floor: int) -> None:
+    # RFC 5681 §3.1 equation (4) floors ssthresh at 2*SMSS; tcpstack's default is 4.
+    cc = cls(MSS, min_ssthresh_segments=floor)
     cc.on_enter_recovery(1.0, MSS)
-    assert cc.ssthresh == 2 * MSS
+    assert cc.ssthresh == floor * MSS
     cc.on_exit_recovery(1.1)
-    assert cc.cwnd == 2 * MSS
+    assert cc.cwnd == floor * MSS
+    cc.on_rto(2.0, MSS)                  # the floor holds after a timeout too
+    assert cc.ssthresh == floor * MSS
+    assert cc.cwnd == MSS                # but the loss window is still 1 SMSS
+
+
+def test_default_loss_floor_is_four_segments() -> None:
+    assert DEFAULT_MIN_SSTHRESH_SEGMENTS == 4
+    assert ConnectionOptions().min_ssthresh == 4
+    cc = make_congestion_control("cubic", MSS)
+    cc.on_enter_recovery(1.0, 2 * MSS)
+    assert cc.ssthresh == 4 * MSS
+
+
+@pytest.mark.parametrize("bad", [0, 1, -3, 2.5])
+def test_loss_floor_below_rfc5681_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="min_ssthresh"):
+        Reno(MSS, min_ssthresh_segments=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_ssthresh"):
+        ConnectionOptions(min_ssthresh=bad)  # type: ignore[arg-type]
 
 
 def test_reno_rto_goes_to_loss_window() -> None:

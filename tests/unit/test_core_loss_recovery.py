@@ -112,7 +112,8 @@ def test_tail_loss_probe_sends_new_data_then_the_last_segment():
     assert conn.cc.cwnd == 10 * MSS
     # The probe's SACK shows the first three lost: RACK resends them.
     h.deliver(ack=una, options=sack_opts((una + 3 * MSS, una + 4 * MSS)), t=h.now + RTT)
-    assert [s.seq for s in h.tx()] == [una, una + MSS]      # cwnd = ssthresh = 2 segments
+    # cwnd = ssthresh = 4 segments (0.7 * flight is below the floor): all three go.
+    assert [s.seq for s in h.tx()] == [una, una + MSS, una + 2 * MSS]
     assert h.stack.counters["loss_probes"] == 1
 
 
