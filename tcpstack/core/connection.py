@@ -99,7 +99,7 @@ class Connection:
         "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent", "_last_rcv",
         "_last_send", "_listener", "_lt_sent", "_ooo", "_peer_syn_options", "_persist_backoff",
         "_persist_probes", "_rack", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
-        "_rcvbuf", "_recover", "_rtt_seq", "_rtt_time", "_sack_ok", "_sb", "_shut_wr",
+        "_rcvbuf", "_recover", "_rprobe", "_rtt_seq", "_rtt_time", "_sack_ok", "_sb", "_shut_wr",
         "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2", "_t_keepalive",
         "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end", "_tlp_retrans",
         "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_ws_ok",
@@ -196,6 +196,7 @@ class Connection:
         self._t_time_wait: float | None = None
         self._t_fin_wait_2: float | None = None
         self._t_tlp: float | None = None      # RFC 8985 §7.2 probe timeout (PTO)
+        self._rprobe = False                  # this recovery's stall probe was sent
         self._t_reo: float | None = None      # RFC 8985 §6.3 reordering timer
         self._persist_backoff = 0
         self._persist_probes = 0
@@ -1134,8 +1135,18 @@ class Connection:
             self._recover = self.snd_max
             self._in_recovery = True
             self._inflate = 0
-            self._t_tlp = None                   # RFC 8985 §7.2: no probes in recovery
+            self._rprobe = False
+            # RFC 6675 §5 (4.3) / RFC 5681 §3.2 step 2: the fast retransmit goes
+            # out on entering recovery whatever cwnd - pipe says (RFC 6937 §3
+            # likewise sends at least one segment); a peer that ACKs every few
+            # segments may not send another ACK to clock it out.
+            lost = rack.first_lost()
+            if lost is not None:
+                seq, length = lost
+                self._retransmit_range(seq, length if length < self.mss else self.mss, now)
         self._sack_recovery_send(now)
+        if self._in_recovery:
+            self._arm_tlp(now)                   # the stall probe (see _arm_tlp)
 
     def _sack_recovery_send(self, now: float) -> None:
         """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg().
@@ -1166,11 +1177,23 @@ class Connection:
         self._inflate = max(0, _sdist(self.snd_nxt, self.snd_una) - rack.pipe())
 
     def _arm_tlp(self, now: float) -> None:
-        """RFC 8985 §7.2: schedule a tail loss probe (PTO) while data is in flight."""
-        if (self._in_recovery or self._tlp_end is not None or _eq(self.snd_una, self.snd_max)
-                or self.rtt.backoffs or self.state not in _SEND_STATES):
-            # No probes in recovery, nor after an RTO until new data is ACKed
-            # (Linux: only in the Open and CWR states).
+        """RFC 8985 §7.2: schedule a tail loss probe (PTO) while data is in flight.
+
+        In recovery RFC 8985 §7.2 schedules no probe and relies on ACKs to clock
+        out retransmissions. A peer that ACKs every few segments (Linux does,
+        and compresses SACKs) may send one ACK for what is left in flight; when
+        that ACK or the retransmission is lost, nothing happens until the RTO
+        (>= 200 ms). So tcpstack arms one *stall probe* per recovery: after a
+        PTO without any ACK it resends the first unacknowledged segment, which
+        either repairs a lost retransmission or draws an ACK (with a D-SACK)
+        that tells RACK where things stand. It is one segment beyond cwnd, like
+        the probe outside recovery.
+        """
+        if self.state not in _SEND_STATES or _eq(self.snd_una, self.snd_max) or (
+                self._rprobe if self._in_recovery
+                else self._tlp_end is not None or self.rtt.backoffs):
+            # No probe after an RTO until new data is ACKed (Linux: only in the
+            # Open and CWR states), nor a second one for the same tail.
             self._t_tlp = None
             return
         srtt = self.rtt.srtt
@@ -1192,8 +1215,12 @@ class Connection:
     def _on_loss_probe_timer(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment, or resend the last one, to get an ACK
         (with SACK blocks) that lets RACK find a tail loss instead of waiting for RTO."""
-        if (self._in_recovery or _eq(self.snd_una, self.snd_max) or self._tlp_end is not None
-                or self.state not in _SEND_STATES):
+        if self.state not in _SEND_STATES or _eq(self.snd_una, self.snd_max):
+            return
+        if self._in_recovery:
+            self._recovery_stall_probe(now)
+            return
+        if self._tlp_end is not None:
             return
         self._trace_timer(TIMER_LOSS_PROBE, now)
         self._stack._count("loss_probes")
@@ -1214,6 +1241,18 @@ class Connection:
         self._tlp_end = self.snd_max
         self._t_tlp = None
         self._t_rtx = now + self.rtt.rto         # §7.3: re-arm RTO, not PTO
+
+    def _recovery_stall_probe(self, now: float) -> None:
+        """No ACK for a PTO in recovery: resend the first unacknowledged segment
+        (once per recovery; the RTO remains the backstop). See ``_arm_tlp``."""
+        if self._rprobe:
+            return
+        self._rprobe = True
+        self._trace_timer(TIMER_LOSS_PROBE, now, "in recovery")
+        self._stack._count("recovery_stall_probes")
+        flight = _sdist(self.snd_max, self.snd_una)
+        if self._retransmit_range(self.snd_una, flight if flight < self.mss else self.mss, now):
+            self._t_rtx = now + self.rtt.rto     # as after a probe (§7.3)
 
     def _tlp_acked(self, now: float, flight: int) -> None:
         """RFC 8985 §7.4: the probe is acknowledged; if it was a retransmission that

@@ -8,6 +8,7 @@ import pytest
 from core_helpers import MSS, RTT, Harness, TcpOptions
 
 from tcpstack.core.config import ConnectionOptions
+from tcpstack.core.connection import Connection
 from tcpstack.core.events import TIMER_LOSS_PROBE, TIMER_RETRANSMIT
 
 
@@ -127,3 +128,69 @@ def test_tail_loss_probe_prefers_new_data():
     h.expect_nothing()
     h.fire_next()
     h.expect_tx(seq=una + 10 * MSS, payload=b"q" * MSS)
+
+
+LAN_RTT = 0.001
+
+
+def enter_recovery_with_a_full_pipe(h: Harness) -> tuple[Connection, int]:
+    """Ten segments in flight, the first lost; one stretch ACK SACKs 1-3.
+
+    NewReno's ssthresh is then 5 segments while 6 (4-9) are still in flight,
+    so cwnd - pipe leaves no room for anything."""
+    conn = h.open_established(TcpOptions(sack_permitted=True))
+    for _ in range(24):                            # a LAN: SRTT falls to ~1/20 of the RTO
+        conn.send(b"w" * MSS, h.now)
+        h.tx()
+        h.deliver(ack=int(conn.snd_nxt), t=h.now + LAN_RTT)
+    assert 2 * conn.rtt.srtt < conn.rtt.rto / 10
+    una = int(conn.snd_una)
+    conn.send(b"f" * (10 * MSS), h.now)
+    assert len(h.tx()) == 10
+    h.deliver(ack=una, options=sack_opts((una + MSS, una + 4 * MSS)), t=h.now + LAN_RTT)
+    return conn, una
+
+
+def test_fast_retransmit_goes_out_even_when_pipe_fills_cwnd():
+    """RFC 6675 §5 (4.3): entering recovery retransmits the first lost segment
+    whatever cwnd - pipe says (a peer that SACKs several segments per ACK may not
+    send another ACK to clock it out)."""
+    h = harness(sack=True)
+    conn, una = enter_recovery_with_a_full_pipe(h)
+    assert conn._in_recovery
+    assert conn.cc.cwnd == 5 * MSS and conn._rack.pipe() > conn.cc.cwnd
+    h.expect_tx(seq=una, payload=b"f" * MSS)
+    h.expect_nothing()
+
+
+def test_recovery_stall_probe_resends_the_first_unacked_segment_once():
+    """In recovery with no ACK for a PTO, one probe (the first unacknowledged
+    segment) goes out long before the RTO; the RTO stays the backstop."""
+    h = harness(sack=True)
+    conn, una = enter_recovery_with_a_full_pipe(h)
+    h.expect_tx(seq=una)                           # the fast retransmit
+    last_ack = h.now
+    fired = h.fire_next()
+    assert h.timers_fired()[-1] == TIMER_LOSS_PROBE
+    assert fired - last_ack < conn.rtt.rto / 4
+    h.expect_tx(seq=una, payload=b"f" * MSS)
+    h.expect_nothing()
+    assert h.stack.counters["recovery_stall_probes"] == 1
+    assert conn._in_recovery
+    h.fire_next()                                  # still nothing: the RTO, not a 2nd probe
+    assert h.timers_fired()[-1] == TIMER_RETRANSMIT
+    assert h.stack.counters["recovery_stall_probes"] == 1
+    h.expect_tx(seq=una)
+
+
+def test_recovery_stall_probe_is_pushed_back_by_every_ack():
+    """An ACK (here a SACK for segment 4) shows the ACK clock is running: the
+    probe waits a new PTO from then."""
+    h = harness(sack=True)
+    conn, una = enter_recovery_with_a_full_pipe(h)
+    h.tx()
+    first_deadline = conn._t_tlp
+    assert first_deadline is not None
+    h.deliver(ack=una, options=sack_opts((una + MSS, una + 5 * MSS)),
+              t=first_deadline - LAN_RTT)
+    assert conn._t_tlp is not None and conn._t_tlp > first_deadline
