@@ -285,6 +285,7 @@ class Stack:
                               keepalive: tuple[float, float, int] | None = None,
                               mss: int | None = None, send_buffer: int | None = None,
                               recv_buffer: int | None = None, cc: str | None = None,
+                              min_ssthresh: int | None = None,
                               limit: int = DEFAULT_LIMIT,
                               ) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
         """Active open; returns once ESTABLISHED. Raises ConnectionRefusedError,
@@ -294,7 +295,8 @@ class Stack:
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
-                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc)
+                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc,
+                             min_ssthresh=min_ssthresh)
         try:
             conn = self.core.connect(remote, int(port), driver.now(), local_port=local_port,
                                      options=opts)
@@ -316,6 +318,7 @@ class Stack:
                            keepalive: tuple[float, float, int] | None = None,
                            mss: int | None = None, send_buffer: int | None = None,
                            recv_buffer: int | None = None, cc: str | None = None,
+                           min_ssthresh: int | None = None,
                            limit: int = DEFAULT_LIMIT,
                            ) -> Server:
         """Passive open on ``port``; ``handler(reader, writer)`` runs per connection."""
@@ -325,7 +328,8 @@ class Stack:
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
-                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc)
+                             send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc,
+                             min_ssthresh=min_ssthresh)
         try:
             listener = self.core.listen(int(port), backlog=backlog, options=opts)
         except OSError as exc:

@@ -101,6 +101,17 @@ def mss_value(text: str) -> int:
     return mss
 
 
+def min_ssthresh_value(text: str) -> int:
+    try:
+        segments = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad --min-ssthresh {text!r} (segments)") from None
+    if segments < 2:
+        raise argparse.ArgumentTypeError(
+            f"bad --min-ssthresh {text!r} (at least 2 segments, RFC 5681 §3.1)")
+    return segments
+
+
 def fault_spec(text: str) -> Any:
     from tcpstack.link.fault import FaultSpec
 
@@ -144,7 +155,7 @@ def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) 
 
 
 def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
-    """TCP: --msl --keepalive --mss --nodelay --cc."""
+    """TCP: --msl --keepalive --mss --nodelay --cc --min-ssthresh."""
     tcp = parser.add_argument_group("TCP")
     tcp.add_argument("--msl", type=positive_seconds, metavar="SECONDS",
                      help="maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 30)")
@@ -157,6 +168,8 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
     tcp.add_argument("--cc", choices=ALGORITHMS,
                      help="congestion control: cubic (RFC 9438, default) or reno "
                           "(NewReno, RFC 5681/6582)")
+    tcp.add_argument("--min-ssthresh", type=min_ssthresh_value, metavar="SEGMENTS",
+                     help="least ssthresh after a loss (default 4; 2 is RFC 5681's floor)")
 
 
 # -- from options to a running stack ------------------------------------------
@@ -188,6 +201,7 @@ def connection_options(args: argparse.Namespace) -> dict[str, Any]:
         "mss": getattr(args, "mss", None),
         "nodelay": True if getattr(args, "nodelay", False) else None,
         "cc": getattr(args, "cc", None),
+        "min_ssthresh": getattr(args, "min_ssthresh", None),
     }
 
 

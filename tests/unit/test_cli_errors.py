@@ -27,3 +27,21 @@ def test_a_bad_argument_is_one_line_and_exit_2(argv: list[str],
 
 def test_every_subcommand_is_covered() -> None:
     assert {"demo", "listen", "connect", "lab", "ladder", "bench"} <= set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("value", ["1", "0", "four", "-2"])
+def test_min_ssthresh_below_rfc5681_is_one_line(value: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["connect", "10.7.0.1", "80", "--min-ssthresh", value])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--min-ssthresh" in lines[0] and value in lines[0]
+
+
+def test_min_ssthresh_reaches_the_connection_options() -> None:
+    from tcpstack.cli.common import connection_options
+    args = build_parser().parse_args(["listen", "80", "--min-ssthresh", "2"])
+    assert connection_options(args)["min_ssthresh"] == 2
+    args = build_parser().parse_args(["listen", "80"])
+    assert connection_options(args)["min_ssthresh"] is None
