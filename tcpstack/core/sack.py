@@ -305,12 +305,13 @@ class SentLog:
       retransmitted" is already counted once).
     """
 
-    __slots__ = ("_count", "_q", "_retrans", "fack", "min_rtt", "order", "reordering_seen",
-                 "rtt", "xmit_ts")
+    __slots__ = ("_count", "_marked", "_q", "_retrans", "fack", "min_rtt", "order",
+                 "reordering_seen", "rtt", "xmit_ts")
 
     def __init__(self) -> None:
         self._q: list[list] = []
         self._retrans = 0            # entries with retrans set (slow path on ACK when > 0)
+        self._marked = False         # an entry may be marked lost (has_lost must look)
         self._count = 0              # transmissions so far
         self.xmit_ts: float | None = None   # RACK.xmit_ts
         self.order = -1              # the transmission counter of that segment
@@ -330,6 +331,7 @@ class SentLog:
         """Forget what is in flight (after an RTO the sender goes back N)."""
         self._q.clear()
         self._retrans = 0
+        self._marked = False
 
     def on_send(self, start: int, end: int, now: float, retrans: bool) -> None:
         """Record one transmission of ``[start, end)``."""
@@ -433,7 +435,7 @@ class SentLog:
                 continue                     # lost already, or sent after it
             remaining = e[2] + wait - now
             if remaining <= 1e-9:
-                e[4] = True
+                e[4] = self._marked = True
             elif remaining > timeout:
                 timeout = remaining
         return timeout
@@ -442,7 +444,7 @@ class SentLog:
         """RFC 6675 §4 IsLost for entries never retransmitted (DupThresh SACKed above)."""
         for e in self._q:
             if not e[4] and not e[3] and sb.is_lost(e[0], mss):
-                e[4] = True
+                e[4] = self._marked = True
 
     def mark_head_lost(self) -> None:
         """RFC 5681 §3.2: the first unacknowledged segment is deemed lost."""
@@ -451,11 +453,15 @@ class SentLog:
             if head is None or _signed(e[0] - head[0]) < 0:
                 head = e
         if head is not None:
-            head[4] = True
+            head[4] = self._marked = True
 
     @property
     def has_lost(self) -> bool:
-        return any(e[4] for e in self._q)
+        # Asked on every ACK: without a mark since the last look that found
+        # none, skip the scan of everything in flight.
+        if self._marked:
+            self._marked = any(e[4] for e in self._q)
+        return self._marked
 
     @property
     def has_retransmitted(self) -> bool:
