@@ -106,9 +106,9 @@ def min_ssthresh_value(text: str) -> int:
         segments = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad --min-ssthresh {text!r} (segments)") from None
-    if segments < 2:
+    if not 2 <= segments <= 4:
         raise argparse.ArgumentTypeError(
-            f"bad --min-ssthresh {text!r} (at least 2 segments, RFC 5681 §3.1)")
+            f"bad --min-ssthresh {text!r} (2..4 segments; 2 is RFC 5681 §3.1's floor)")
     return segments
 
 
@@ -169,7 +169,7 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
                      help="congestion control: cubic (RFC 9438, default) or reno "
                           "(NewReno, RFC 5681/6582)")
     tcp.add_argument("--min-ssthresh", type=min_ssthresh_value, metavar="SEGMENTS",
-                     help="least ssthresh after a loss (default 4; 2 is RFC 5681's floor)")
+                     help="least ssthresh after a loss, 2..4 (default 4; 2 is RFC 5681's floor)")
 
 
 # -- from options to a running stack ------------------------------------------

@@ -144,15 +144,22 @@ class Reno:
         """Fast retransmit (RFC 5681 §3.2 step 2, RFC 6582 §3.2 step 2).
 
         ``ssthresh = max(FlightSize/2, min_ssthresh)`` and ``cwnd = ssthresh``
-        (no +3*SMSS inflation: see the module docstring).
+        (no +3*SMSS inflation: see the module docstring) -- except that a
+        loss never raises cwnd: a window below the floor (slow start after an
+        RTO) stays as it is and grows towards ssthresh afterwards.
         """
         self.ssthresh = self._reduced_ssthresh(flight_size)
-        self.cwnd = self.ssthresh
+        self.cwnd = self._capped(self.ssthresh)
         self._bytes_acked = 0
 
+    def _capped(self, target: int) -> int:
+        """``target``, but no more than cwnd already is (and at least 2*SMSS)."""
+        return min(target, max(self.cwnd, RFC5681_MIN_SSTHRESH_SEGMENTS * self.mss))
+
     def on_exit_recovery(self, now: float) -> None:
-        """Full ACK (RFC 6582 §3.2 step 5, option 2): ``cwnd = ssthresh``."""
-        self.cwnd = max(self.ssthresh, 2 * self.mss)
+        """Full ACK (RFC 6582 §3.2 step 5, option 2): ``cwnd = ssthresh`` (deflating
+        any inflation; a window held below the floor stays, see on_enter_recovery)."""
+        self.cwnd = self._capped(self.ssthresh)
         self._bytes_acked = 0
 
     def on_rto(self, now: float, flight_size: int) -> None:
@@ -299,9 +306,13 @@ ALGORITHMS = tuple(sorted(_ALGORITHMS))
 
 
 def check_min_ssthresh(segments: int) -> None:
-    if not isinstance(segments, int) or segments < RFC5681_MIN_SSTHRESH_SEGMENTS:
-        raise ValueError(f"min_ssthresh must be a whole number of segments >= "
-                         f"{RFC5681_MIN_SSTHRESH_SEGMENTS} (RFC 5681 §3.1), got {segments!r}")
+    """2 (RFC 5681 §3.1) to 4 (the default): a higher floor would let a loss
+    leave a small window unreduced, i.e. switch congestion control off."""
+    if (not isinstance(segments, int) or isinstance(segments, bool)
+            or not RFC5681_MIN_SSTHRESH_SEGMENTS <= segments <= DEFAULT_MIN_SSTHRESH_SEGMENTS):
+        raise ValueError(f"min_ssthresh must be {RFC5681_MIN_SSTHRESH_SEGMENTS}.."
+                         f"{DEFAULT_MIN_SSTHRESH_SEGMENTS} segments (RFC 5681 §3.1 says "
+                         f"{RFC5681_MIN_SSTHRESH_SEGMENTS}), got {segments!r}")
 
 
 def make_congestion_control(name: str, mss: int,

@@ -1140,7 +1140,9 @@ class Connection:
             # out on entering recovery whatever cwnd - pipe says (RFC 6937 §3
             # likewise sends at least one segment); a peer that ACKs every few
             # segments may not send another ACK to clock it out.
-            lost = rack.first_lost()
+            # Not after an RTO (the rack_repairs case): go-back-N is resending
+            # already, within the loss window.
+            lost = rack.first_lost() if self._cc_recovery else None
             if lost is not None:
                 seq, length = lost
                 self._retransmit_range(seq, length if length < self.mss else self.mss, now)
@@ -1184,14 +1186,15 @@ class Connection:
         and compresses SACKs) may send one ACK for what is left in flight; when
         that ACK or the retransmission is lost, nothing happens until the RTO
         (>= 200 ms). So tcpstack arms one *stall probe* per recovery: after a
-        PTO without any ACK it resends the first unacknowledged segment, which
-        either repairs a lost retransmission or draws an ACK (with a D-SACK)
-        that tells RACK where things stand. It is one segment beyond cwnd, like
-        the probe outside recovery.
+        PTO without a new or duplicate ACK (one that tells of delivery, RFC
+        5681 §2) it resends the first unacknowledged segment, which either
+        repairs a lost retransmission or draws an ACK (with a D-SACK) that
+        tells RACK where things stand. It is one segment beyond cwnd, like the
+        probe outside recovery.
         """
-        if self.state not in _SEND_STATES or _eq(self.snd_una, self.snd_max) or (
-                self._rprobe if self._in_recovery
-                else self._tlp_end is not None or self.rtt.backoffs):
+        if self.state not in _SEND_STATES or _eq(self.snd_una, self.snd_max) \
+                or self.rtt.backoffs \
+                or (self._rprobe if self._in_recovery else self._tlp_end is not None):
             # No probe after an RTO until new data is ACKed (Linux: only in the
             # Open and CWR states), nor a second one for the same tail.
             self._t_tlp = None

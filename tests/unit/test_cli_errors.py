@@ -29,8 +29,8 @@ def test_every_subcommand_is_covered() -> None:
     assert {"demo", "listen", "connect", "lab", "ladder", "bench"} <= set(SUBCOMMANDS)
 
 
-@pytest.mark.parametrize("value", ["1", "0", "four", "-2"])
-def test_min_ssthresh_below_rfc5681_is_one_line(value: str,
+@pytest.mark.parametrize("value", ["1", "0", "four", "-2", "5"])
+def test_min_ssthresh_outside_2_to_4_is_one_line(value: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["connect", "10.7.0.1", "80", "--min-ssthresh", value])

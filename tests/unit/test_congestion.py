@@ -139,7 +139,7 @@ def test_reno_fast_retransmit_halves_flight() -> None:
 
 
 @pytest.mark.parametrize("cls", [Reno, Cubic])
-@pytest.mark.parametrize("floor", [RFC5681_MIN_SSTHRESH_SEGMENTS, DEFAULT_MIN_SSTHRESH_SEGMENTS, 6])
+@pytest.mark.parametrize("floor", [RFC5681_MIN_SSTHRESH_SEGMENTS, 3, DEFAULT_MIN_SSTHRESH_SEGMENTS])
 def test_loss_floor(cls: type[Reno], floor: int) -> None:
     # RFC 5681 §3.1 equation (4) floors ssthresh at 2*SMSS; tcpstack's default is 4.
     cc = cls(MSS, min_ssthresh_segments=floor)
@@ -160,8 +160,25 @@ def test_default_loss_floor_is_four_segments() -> None:
     assert cc.ssthresh == 4 * MSS
 
 
-@pytest.mark.parametrize("bad", [0, 1, -3, 2.5])
-def test_loss_floor_below_rfc5681_is_refused(bad: object) -> None:
+@pytest.mark.parametrize("cls", [Reno, Cubic])
+def test_a_loss_never_raises_cwnd(cls: type[Reno]) -> None:
+    # After an RTO the window restarts at 1 SMSS; a loss while it is still
+    # below the floor leaves it there (ssthresh takes the floor) instead of
+    # raising it, and leaving recovery does not raise it either.
+    cc = cls(MSS)
+    cc.on_rto(1.0, 20 * MSS)
+    cc.on_ack(MSS, 1.1, 0.05, False)
+    assert cc.cwnd == 2 * MSS
+    cc.on_enter_recovery(1.2, 2 * MSS)
+    assert cc.ssthresh == 4 * MSS and cc.cwnd == 2 * MSS
+    cc.on_exit_recovery(1.3)
+    assert cc.cwnd == 2 * MSS
+    cc.on_ack(2 * MSS, 1.4, 0.05, False)          # slow start again, up to ssthresh
+    assert cc.cwnd == 4 * MSS
+
+
+@pytest.mark.parametrize("bad", [0, 1, -3, 2.5, 5, 10, True])
+def test_loss_floor_outside_2_to_4_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="min_ssthresh"):
         Reno(MSS, min_ssthresh_segments=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_ssthresh"):
@@ -336,9 +353,11 @@ def test_windows_stay_sane_under_any_event_sequence(
         if kind == "ack":
             cc.on_ack(amount, now, srtt, flag)
         elif kind == "enter":
+            before = cc.cwnd
             cc.on_enter_recovery(now, amount)
             assert cc.ssthresh >= 2 * MSS
-            assert cc.cwnd == cc.ssthresh
+            # cwnd = ssthresh, except that a loss never raises cwnd (above 2*SMSS).
+            assert cc.cwnd == min(cc.ssthresh, max(before, 2 * MSS))
         elif kind == "exit":
             cc.on_exit_recovery(now)
             assert cc.cwnd >= 2 * MSS

@@ -183,9 +183,9 @@ def test_recovery_stall_probe_resends_the_first_unacked_segment_once():
     h.expect_tx(seq=una)
 
 
-def test_recovery_stall_probe_is_pushed_back_by_every_ack():
-    """An ACK (here a SACK for segment 4) shows the ACK clock is running: the
-    probe waits a new PTO from then."""
+def test_recovery_stall_probe_is_pushed_back_by_a_duplicate_ack():
+    """A duplicate ACK (here one SACKing segment 4) shows the ACK clock is
+    running: the probe waits a new PTO from then."""
     h = harness(sack=True)
     conn, una = enter_recovery_with_a_full_pipe(h)
     h.tx()
@@ -194,3 +194,24 @@ def test_recovery_stall_probe_is_pushed_back_by_every_ack():
     h.deliver(ack=una, options=sack_opts((una + MSS, una + 5 * MSS)),
               t=first_deadline - LAN_RTT)
     assert conn._t_tlp is not None and conn._t_tlp > first_deadline
+
+
+def test_after_an_rto_neither_forced_retransmit_nor_stall_probe():
+    """Go-back-N after a timeout already resends within the loss window: three
+    duplicate ACKs without SACK blocks then repair losses (RACK) but add no
+    forced fast retransmit beyond cwnd and no probe until new data is ACKed."""
+    h = harness(sack=True)
+    conn = h.open_established(TcpOptions(sack_permitted=True))
+    una = int(conn.snd_una)
+    conn.send(b"z" * (10 * MSS), h.now)
+    assert len(h.tx()) == 10
+    while TIMER_RETRANSMIT not in h.timers_fired():
+        h.fire_next()                              # the tail loss probe, then the RTO
+        h.tx()
+    assert conn.rtt.backoffs == 1 and conn.cc.cwnd == MSS
+    for _ in range(3):
+        h.deliver(ack=una, t=h.now + 0.001)
+    sent = h.tx()
+    assert [s.seq for s in sent if s.seq == una] == []   # snd_una was just resent by the RTO
+    assert conn._t_tlp is None
+    assert h.stack.counters.get("recovery_stall_probes", 0) == 0
