@@ -99,10 +99,11 @@ class Connection:
         "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent", "_last_rcv",
         "_last_send", "_listener", "_lt_sent", "_ooo", "_peer_syn_options", "_persist_backoff",
         "_persist_probes", "_rack", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
-        "_rcvbuf", "_recover", "_rprobe", "_rtt_seq", "_rtt_time", "_sack_ok", "_sb", "_shut_wr",
-        "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2", "_t_keepalive",
-        "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end", "_tlp_retrans",
-        "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_ws_ok",
+        "_rcvbuf", "_recover", "_rprobe", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
+        "_sb", "_shut_wr", "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2",
+        "_t_keepalive", "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end",
+        "_tlp_retrans", "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time",
+        "_ws_ok",
         "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
         "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
         "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
@@ -164,6 +165,7 @@ class Connection:
         self._ts_recent = 0
         self._ts_recent_time = now
         self._ts_offset = (int(iss) * 2654435761) & _MASK  # TSval offset per connection
+        self._rto_tsval = 0                   # TSval of the latest RTO retransmission
         self._last_ack_sent = Seq(0)
         self._sack_ok = False
         self._peer_syn_options: TcpOptions | None = None
@@ -987,7 +989,13 @@ class Connection:
         # RTT sample (RFC 7323 §4 with timestamps, else RFC 6298 §3 with Karn's rule).
         ts = seg.options.timestamps
         if self._ts_ok and ts is not None and ts[1]:
-            self.rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
+            # After an RTO, an echo older than our latest retransmission is stale:
+            # the receiver answers a duplicate with the TS.Recent of the first
+            # copy (RFC 7323 §4.3 leaves it unchanged for an unacceptable
+            # segment), and the "sample" would include every backoff. Karn's
+            # rule for timestamps: use only an echo of the retransmission itself.
+            if not self.rtt.backoffs or (ts[1] - self._rto_tsval) & _MASK < 0x80000000:
+                self.rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
         elif self._rtt_seq is not None and ack > self._rtt_seq:
             self.rtt.sample(now - self._rtt_time)
             self._rtt_seq = None
@@ -1501,6 +1509,7 @@ class Connection:
             self._give_up(now)
             return
         flight = _sdist(self.snd_max, self.snd_una)
+        self._rto_tsval = self._tsval(now)       # what the retransmission will carry
         self.cc.on_rto(now, flight)              # RFC 5681 §3.1 equation 4, cwnd = 1 MSS
         rtt.backoff()                            # RFC 6298 §5.5
         self._rtt_seq = None                     # Karn's rule

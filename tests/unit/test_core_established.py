@@ -220,6 +220,32 @@ def test_rtt_sample_sets_rto_and_karn_skips_retransmitted(h, conn):
     assert conn.rtt.srtt == pytest.approx(0.1)
 
 
+def test_after_a_timeout_a_stale_timestamp_echo_gives_no_rtt_sample():
+    """Karn's rule for timestamps (RFC 7323 §4.2, RFC 6298 §3): the first copy
+    arrived but its ACK was lost; the receiver answers the retransmissions as
+    duplicates, echoing the first copy's TSval (RFC 7323 §4.3 keeps TS.Recent for
+    an unacceptable segment). That echo would make every backoff part of the
+    RTT; only an echo of the latest retransmission is a sample."""
+    h = Harness(options=ConnectionOptions(sack=False, window_scale=False))
+    conn = h.open_established(TcpOptions(timestamps=(100, 0)))
+    conn.send(b"k" * 10, h.now)
+    first = h.expect_tx()
+    srtt = conn.rtt.srtt
+    for _ in range(3):                                # three timeouts: 0.3 + 0.6 + 1.2 s
+        h.fire_next()
+        latest = h.expect_tx(seq=first.seq)
+    stale = TcpOptions(timestamps=(101, first.options.timestamps[0]))
+    h.deliver(ack=int(conn.snd_nxt), options=stale, t=h.now + 0.1)
+    assert conn.rtt.srtt == srtt                      # not ~2.2 s
+    conn.send(b"m" * 10, h.now)                       # and an echo of a retransmission
+    h.tx()
+    h.fire_next()
+    latest = h.expect_tx()
+    fresh = TcpOptions(timestamps=(102, latest.options.timestamps[0]))
+    h.deliver(ack=int(conn.snd_nxt), options=fresh, t=h.now + 0.05)
+    assert conn.rtt.srtt == pytest.approx(srtt * 7 / 8 + 0.05 / 8, abs=0.002)
+
+
 def test_timestamps_give_rtt_samples_and_paws_drops_old_segments():
     h = Harness(options=ConnectionOptions(sack=False, window_scale=False))
     conn = h.open_established(TcpOptions(timestamps=(100, 0)))
