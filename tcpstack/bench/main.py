@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="concurrent idle connections (10000)")
     parser.add_argument("--no-offload", action="store_true",
                         help="run tcpstack's TUN without virtio-net offloads (TSO/checksum)")
+    parser.add_argument("--kernel-cc", metavar="NAME",
+                        help="congestion control of the kernel sockets (the baseline and "
+                        "tcpstack's peer), set inside the benchmark's namespaces; default: "
+                        "the machine's (tcpstack always runs CUBIC)")
     parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                         help="limit for each program run (default: from the workload size)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
@@ -134,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     kernel_cc = "unknown"
     try:
         network.create()
+        if args.kernel_cc:
+            network.set_kernel_congestion_control(args.kernel_cc)
         kernel_cc = network.kernel_congestion_control()
         for name in names:
             workload = WORKLOADS_BY_NAME[name]

@@ -79,6 +79,19 @@ class BenchNetwork:
         return ns.run_in_netns(self.client_ns, _read_text,
                                "/proc/sys/net/ipv4/tcp_congestion_control")
 
+    def set_kernel_congestion_control(self, name: str) -> None:
+        """Make every kernel socket of the benchmark use ``name`` (a per-namespace
+        sysctl: the root namespace is not touched). The kernel allows only what
+        ``net.ipv4.tcp_allowed_congestion_control`` lists outside the root namespace."""
+        for netns_name in (self.tun_ns, self.client_ns, self.server_ns):
+            try:
+                ns.run_in_netns(netns_name, _write_text,
+                                "/proc/sys/net/ipv4/tcp_congestion_control", name)
+            except OSError:
+                allowed = _read_text("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+                raise UserError(f"the kernel does not allow congestion control {name!r} in a "
+                                f"namespace (allowed here: {allowed})") from None
+
     def kernel_timeouts(self, namespaces: tuple[str, ...]) -> int:
         """Retransmission timeouts (TcpExt TCPTimeouts) so far in these namespaces."""
         return sum(ns.run_in_netns(name, _tcp_ext_counter, "TCPTimeouts")
@@ -132,6 +145,11 @@ class BenchNetwork:
 def _read_text(path: str) -> str:
     with open(path, encoding="ascii") as f:
         return f.read().strip()
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(text)
 
 
 def _tcp_ext_counter(name: str) -> int:

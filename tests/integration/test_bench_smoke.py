@@ -121,3 +121,26 @@ def test_bad_arguments_are_one_line_errors() -> None:
     assert result.returncode == 2
     assert "unknown workload 'nonsense'" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3
+
+
+def test_kernel_cc_sets_the_baseline_congestion_control(tmp_path: Path) -> None:
+    netns_dir = tmp_path / "netns"
+    netns_dir.mkdir()
+    result = _run("--quick", "--runs", "1", "--only", "rr", "--kernel-cc", "reno",
+                  "--json", "-", timeout=120, netns_dir=netns_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "congestion control tcpstack cubic, kernel reno" in result.stdout
+    report = json.loads("{" + result.stdout.partition("\n{")[2])
+    assert report["config"]["congestion_control"] == {"tcpstack": "cubic", "kernel": "reno"}
+    assert os.listdir(netns_dir) == []
+
+
+def test_kernel_cc_the_kernel_refuses_is_one_line(tmp_path: Path) -> None:
+    netns_dir = tmp_path / "netns"
+    netns_dir.mkdir()
+    result = _run("--quick", "--runs", "1", "--only", "rr", "--kernel-cc", "nosuchcc",
+                  timeout=60, netns_dir=netns_dir)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not allow congestion control 'nosuchcc'" in lines[0]
+    assert os.listdir(netns_dir) == []
