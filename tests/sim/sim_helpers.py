@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.core.stack import Stack
 from tcpstack.core.state import State
+from tcpstack.link.fault import FaultSpec
 from tcpstack.sim import PacketRecord, Simulator
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, flags_str
 
@@ -136,3 +138,20 @@ def pump(sim: Simulator, conn: Connection, data: bytes, received: bytearray,
 
     sim.every_step(hook)
     hook(sim.now)
+
+
+def one_way_transfer(seed: int, spec: FaultSpec, size: int, timeout: float,
+                     client_options: ConnectionOptions | None = None,
+                     ) -> tuple[Simulator, Connection, Connection, float]:
+    """``size`` seeded bytes from A to B through ``spec`` both ways, checked byte
+    for byte; returns (sim, client, server, virtual seconds until B's EOF)."""
+    sim, a, b = make_sim(seed=seed)
+    client, server = establish(sim, a, b, client=client_options)
+    sim.set_faults_both_ways(A, B, spec.with_seed(seed))
+    data = random.Random(seed).randbytes(size)
+    got, unused = bytearray(), bytearray()
+    pump(sim, client, data, unused)
+    pump(sim, server, b"", got, close_after=False)
+    took = sim.run_until(lambda: len(got) == size and server.at_eof, timeout=timeout)
+    assert bytes(got) == data
+    return sim, client, server, took

@@ -10,9 +10,7 @@ default needs far fewer timeouts.
 
 from __future__ import annotations
 
-import random
-
-from sim_helpers import A, B, establish, make_sim, options, pump, timer_events
+from sim_helpers import one_way_transfer, options, timer_events
 
 from tcpstack.core.events import TIMER_RETRANSMIT
 from tcpstack.link.fault import FaultSpec
@@ -23,16 +21,9 @@ SEEDS = (0, 1, 2, 3)
 
 def timeouts_for_transfer(seed: int, min_ssthresh: int | None) -> tuple[int, float]:
     """Send SIZE bytes A -> B at 5% loss each way; (sender RTOs, virtual seconds)."""
-    sim, a, b = make_sim(seed=seed)
     client_opts = options(min_ssthresh=min_ssthresh) if min_ssthresh else None
-    client, server = establish(sim, a, b, client=client_opts)
-    sim.set_faults_both_ways(A, B, FaultSpec(loss=0.05, delay=30e-6, seed=seed))
-    data = random.Random(seed).randbytes(SIZE)
-    got, echoed = bytearray(), bytearray()
-    pump(sim, client, data, echoed)
-    pump(sim, server, b"", got, close_after=False)
-    took = sim.run_until(lambda: len(got) == SIZE and server.at_eof, timeout=600)
-    assert bytes(got) == data
+    sim, client, _, took = one_way_transfer(seed, FaultSpec(loss=0.05, delay=30e-6), SIZE,
+                                            timeout=600, client_options=client_opts)
     return len(timer_events(sim, client, TIMER_RETRANSMIT)), took
 
 
