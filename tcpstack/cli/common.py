@@ -91,25 +91,25 @@ def keepalive_spec(text: str) -> tuple[float, float, int]:
     return idle, interval, count
 
 
-def mss_value(text: str) -> int:
+def _bounded_int(text: str, low: int, high: int, what: str, unit: str,
+                 note: str = "") -> int:
+    """``text`` as a decimal integer in ``low..high``, else a one-line usage error."""
     try:
-        mss = int(text, 10)
+        value = int(text, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad MSS {text!r} (bytes)") from None
-    if not 88 <= mss <= 65495:
-        raise argparse.ArgumentTypeError(f"bad MSS {text!r} (88..65495 bytes)")
-    return mss
+        raise argparse.ArgumentTypeError(f"bad {what} {text!r} ({unit})") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"bad {what} {text!r} ({low}..{high} {unit}{note})")
+    return value
+
+
+def mss_value(text: str) -> int:
+    return _bounded_int(text, 88, 65495, "MSS", "bytes")
 
 
 def min_ssthresh_value(text: str) -> int:
-    try:
-        segments = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad --min-ssthresh {text!r} (segments)") from None
-    if not 2 <= segments <= 4:
-        raise argparse.ArgumentTypeError(
-            f"bad --min-ssthresh {text!r} (2..4 segments; 2 is RFC 5681 §3.1's floor)")
-    return segments
+    return _bounded_int(text, 2, 4, "--min-ssthresh", "segments",
+                        "; 2 is RFC 5681 §3.1's floor")
 
 
 def fault_spec(text: str) -> Any:

@@ -1153,7 +1153,7 @@ class Connection:
             lost = rack.first_lost() if self._cc_recovery else None
             if lost is not None:
                 seq, length = lost
-                self._retransmit_range(seq, length if length < self.mss else self.mss, now)
+                self._retransmit_segment(seq, length, now)
         self._sack_recovery_send(now)
         if self._in_recovery:
             self._arm_tlp(now)                   # the stall probe (see _arm_tlp)
@@ -1178,7 +1178,7 @@ class Connection:
             lost = rack.first_lost()
             if lost is not None:
                 seq, length = lost
-                if not self._retransmit_range(seq, length if length < mss else mss, now):
+                if not self._retransmit_segment(seq, length, now):
                     break
                 continue
             self._inflate = max(0, _sdist(self.snd_nxt, self.snd_una) - pipe)
@@ -1261,8 +1261,7 @@ class Connection:
         self._rprobe = True
         self._trace_timer(TIMER_LOSS_PROBE, now, "in recovery")
         self._stack._count("recovery_stall_probes")
-        flight = _sdist(self.snd_max, self.snd_una)
-        if self._retransmit_range(self.snd_una, flight if flight < self.mss else self.mss, now):
+        if self._retransmit_segment(self.snd_una, _sdist(self.snd_max, self.snd_una), now):
             self._t_rtx = now + self.rtt.rto     # as after a probe (§7.3)
 
     def _tlp_acked(self, now: float, flight: int) -> None:
@@ -1282,6 +1281,10 @@ class Connection:
             return
         self._trace_timer(TIMER_REORDER, now)
         self._sack_loss_recovery(now)
+
+    def _retransmit_segment(self, seq: Seq, length: int, now: float) -> bool:
+        """Resend at most one MSS of ``[seq, seq+length)``."""
+        return self._retransmit_range(seq, length if length < self.mss else self.mss, now)
 
     def _retransmit_range(self, seq: Seq, length: int, now: float) -> bool:
         """Resend ``[seq, seq+length)`` of the send queue (a SACK hole)."""
