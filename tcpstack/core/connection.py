@@ -706,10 +706,89 @@ class Connection:
     # ---------------------------------------------------------------- input
     def _input(self, seg: TcpSegment, now: float) -> None:
         """One arriving segment for this TCB (RFC 9293 §3.10.7.3 / §3.10.7.4)."""
-        if self.state is SYN_SENT:
+        state = self.state
+        if state is ESTABLISHED and self._predicted(seg, now):
+            return
+        if state is SYN_SENT:
             self._input_syn_sent(seg, now)
         else:
             self._input_synchronizing(seg, now)
+
+    def _predicted(self, seg: TcpSegment, now: float) -> bool:
+        """Header prediction: the two segments a bulk transfer is made of, in a few steps.
+
+        Van Jacobson's header prediction (4.3BSD-Reno ``tcp_input``; Linux's
+        "fast path" in ``tcp_rcv_established``): in ESTABLISHED, a segment
+        with only ACK (and maybe PSH), exactly the next sequence number,
+        timestamps that pass PAWS and no SACK blocks is either the next
+        in-order data with nothing new acknowledged, or a pure ACK of new data
+        (a changed window is then a window update, never a duplicate ACK).
+        For those every check of RFC 9293 §3.10.7.4 has a known outcome, so
+        the steps that do something are run directly. False (and nothing
+        changed) for any other segment, which takes the full path; the result
+        is the same either way (tests/unit/test_core_prediction.py), only
+        cheaper here. Counted as ``predicted_data`` / ``predicted_acks``.
+        """
+        if seg.flags | PSH != ACK | PSH or self._ooo or self._in_recovery or self._closed:
+            return False
+        seq = seg.seq
+        if not _eq(self.rcv_nxt, seq):
+            return False
+        opts = seg.options
+        if (opts.sack_blocks or self._fin_rcv_off is not None or self._tlp_end is not None
+                or self._t_persist is not None or self._persist_probes):
+            return False
+        ts = opts.timestamps if self._ts_ok else None
+        if ts is not None:
+            if _sdist(ts[0], self._ts_recent) < 0:
+                return False                     # PAWS has a say (RFC 7323 §5.3)
+        elif self._ts_ok:
+            return False
+        # Window update rule (RFC 9293 §3.10.7.4 fifth): SND.WL1/WL2 must move.
+        ack = seg.ack
+        wl = _sdist(seq, self.snd_wl1)
+        if wl < 0 or (wl == 0 and _sdist(ack, self.snd_wl2) < 0):
+            return False
+        payload = seg.payload
+        n = len(payload)
+        acked = _sdist(ack, self.snd_una)
+        if n:
+            # In-order data acknowledging nothing new, all of it inside the window.
+            if acked or n > _sdist(self._rcv_adv, seq):
+                return False
+            self._stack._count("predicted_data")
+        else:
+            # A pure ACK of new data (nothing beyond SND.MAX).
+            if acked <= 0 or _sdist(ack, self.snd_max) > 0:
+                return False
+            self._stack._count("predicted_acks")
+        self._last_rcv = now
+        if self._t_keepalive is not None:
+            self._ka_probes = 0
+            self._t_keepalive = now + self.options.keepalive[0]  # type: ignore[index]
+        if ts is not None and _sdist(seq, self._last_ack_sent) <= 0:
+            self._ts_recent = ts[0]              # RFC 7323 §4.3 (R3)
+            self._ts_recent_time = now
+        if wl or _sdist(ack, self.snd_wl2):
+            self.snd_wl1 = Seq(seq)
+            self.snd_wl2 = Seq(ack)
+        window = seg.window << self._snd_wscale
+        if window != self.snd_wnd:
+            self.snd_wnd = window                # a window update (never a dup ACK here)
+            if window > self.max_snd_wnd:
+                self.max_snd_wnd = window
+        if n:
+            self._append_in_order(payload, 0, n, now)     # §3.10.7.4 seventh
+        else:
+            if self._sb is not None:
+                self._sb.advance(ack)
+            self._on_new_ack(seg, Seq(ack), acked, now)
+            if self.state is CLOSED or self.state is TIME_WAIT:
+                return True
+        self._output(now)
+        if self._ack_pending and self._t_delack is None and self.state is not CLOSED:
+            self._t_delack = now + self._cfg.delayed_ack
+        return True
 
     def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 §3.10.7.3 SYN-SENT STATE."""

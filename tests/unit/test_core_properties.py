@@ -44,9 +44,24 @@ def check_invariants(stack: Stack) -> None:
         assert c.state is not State.CLOSED
 
 
+def connection_snapshot(conn) -> tuple | None:
+    """What a connection knows, for comparing two runs of one script."""
+    if conn is None:
+        return None
+    return (conn.state, conn.snd_una, conn.snd_nxt, conn.snd_max, conn.rcv_nxt, conn.snd_wnd,
+            conn.snd_wl1, conn.snd_wl2, conn.cc.cwnd, conn.rtt.srtt, conn._ts_recent,
+            conn._t_rtx, conn._t_delack, conn._t_tlp, conn._t_persist, conn._t_keepalive,
+            conn._ack_pending, len(conn._rcvbuf), len(conn._sndbuf))
+
+
 def run_script(script, options_on: bool, reno: bool, hostile: bool,
-               handshake_first: bool = True) -> tuple[int, int]:
-    """Play ``script``; returns the bytes received by each side."""
+               handshake_first: bool = True,
+               transcript: list | None = None) -> tuple[int, int]:
+    """Play ``script``; returns the bytes received by each side.
+
+    ``transcript``, when given, receives every segment either stack sends, in
+    order, and after each step the state of both connections.
+    """
     opts = ConnectionOptions(send_buffer=20000, recv_buffer=12000, timestamps=options_on,
                              sack=options_on, window_scale=options_on,
                              cc="reno" if reno else "cubic")
@@ -65,6 +80,8 @@ def run_script(script, options_on: bool, reno: bool, hostile: bool,
         for s, dst in ((a, b), (b, a)):
             for src, daddr, seg in s.take_output():
                 wire.append((dst, src, daddr, seg))
+                if transcript is not None:
+                    transcript.append((src, daddr, seg))
 
     def deliver(i):
         dst, src, daddr, seg = wire.pop(i % len(wire))
@@ -116,6 +133,8 @@ def run_script(script, options_on: bool, reno: bool, hostile: bool,
             target.receive(src, target.local_addr, seg, now)
         check_invariants(a)
         check_invariants(b)
+        if transcript is not None:
+            transcript.append(tuple(connection_snapshot(c) for c in conns))
         if not hostile:
             # Received bytes are a prefix of the bytes the other side sent.
             for i in (0, 1):
