@@ -42,8 +42,18 @@ from tcpstack.core.rtt import RttEstimator
 from tcpstack.core.sack import DUP_THRESH, SackScoreboard, SentLog
 from tcpstack.core.sendbuf import SendBuffer
 from tcpstack.core.state import State
-from tcpstack.seq import Seq
-from tcpstack.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
+from tcpstack.seq import Seq, wire_seq
+from tcpstack.wire.tcp import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    TcpOptions,
+    TcpSegment,
+    new_options,
+    new_segment,
+)
 
 if TYPE_CHECKING:
     from tcpstack.core.stack import Listener, Stack
@@ -81,6 +91,7 @@ _KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_2})
 
 
 _sub = int.__sub__   # plain-int arithmetic on Seq values, without Seq's Python operators
+_add = int.__add__
 _eq = int.__eq__     # Seq values are normalised to [0, 2**32): int equality is exact
 
 
@@ -103,7 +114,7 @@ class Connection:
         "_sb", "_shut_wr", "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2",
         "_t_keepalive", "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end",
         "_tlp_retrans", "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time",
-        "_ws_ok",
+        "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
         "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
         "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
         "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
@@ -161,6 +172,12 @@ class Connection:
         self._rcv_wscale = ws
         self._snd_wscale = 0
         self._ws_ok = False
+        # The last window field computed and what it was computed from
+        # (_window_field: RCV.NXT, free space, the right edge then).
+        self._wf_nxt: Seq | None = None
+        self._wf_free = 0
+        self._wf_adv: Seq | None = None
+        self._wf_field = 0
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_recent_time = now
@@ -414,12 +431,12 @@ class Connection:
         min(RCV.BUFF/2, MSS), and never moves left (§3.8.6.2.2: no shrinking).
         """
         rcv_nxt = self.rcv_nxt
+        free = 0 if self._closed else self._rcv_cap - len(self._rcvbuf)
+        if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
+            return self._wf_field                # nothing it depends on has changed
         adv_now = _sdist(self._rcv_adv, rcv_nxt)
         if adv_now < 0:
             adv_now = 0
-        free = self._rcv_cap - len(self._rcvbuf)
-        if self._closed:
-            free = 0
         # Move the edge only by a worthwhile amount, else keep it where it is.
         win = free if free - adv_now >= min(self._rcv_cap >> 1, self._rcv_mss) else adv_now
         ws = self._rcv_wscale if self._ws_ok else 0
@@ -430,6 +447,10 @@ class Connection:
         right = Seq(int(rcv_nxt) + (field << ws))
         if right > self._rcv_adv:
             self._rcv_adv = right
+        self._wf_nxt = rcv_nxt
+        self._wf_free = free
+        self._wf_adv = self._rcv_adv
+        self._wf_field = field
         return field
 
     def _segment(self, seq: int, flags: int, now: float, payload: bytes = b"",
@@ -445,15 +466,16 @@ class Connection:
         else:
             ack = 0
             window = min(self._rcv_cap, 0xFFFF)
+        # new_options/new_segment: the same frozen instances as TcpOptions(...)
+        # and TcpSegment(...), built faster (all fields positional).
         if self._ts_ok:
-            opts = TcpOptions(timestamps=(self._tsval(now), self._ts_recent), sack_blocks=sack)
+            opts = new_options(None, None, False, sack, (self._tsval(now), self._ts_recent))
         elif sack:
-            opts = TcpOptions(sack_blocks=sack)
+            opts = new_options(None, None, False, sack, None)
         else:
-            return TcpSegment(self.local[1], self.remote[1], int(seq) & _MASK, ack, flags,
-                              window, 0, _NO_OPTIONS, payload)
-        return TcpSegment(self.local[1], self.remote[1], int(seq) & _MASK, ack, flags, window,
-                          0, opts, payload)
+            opts = _NO_OPTIONS
+        return new_segment(self.local[1], self.remote[1], int(seq) & _MASK, ack, flags, window,
+                           0, opts, payload)
 
     def _emit(self, seg: TcpSegment, now: float) -> None:
         self._last_send = now
@@ -557,13 +579,18 @@ class Connection:
         if _eq(self.snd_una, self.snd_max) and now - self._last_send > self.rtt.rto:
             # RFC 5681 §4.1: restart window after an idle period.
             self.cc.on_idle_restart(now, self.rtt.rto)
+        # Sending changes none of these, only SND.NXT/SND.MAX.
+        una = self.snd_una
+        buf_seq = self._buf_seq
+        buffered = len(sndbuf)
+        wnd = self._effective_window()
         while True:
             snd_nxt = self.snd_nxt
-            off = _sdist(snd_nxt, self._buf_seq)
-            unsent = len(sndbuf) - off
-            usable = _sdist(self.snd_una, snd_nxt) + self._effective_window()
+            off = _sdist(snd_nxt, buf_seq)
+            unsent = buffered - off
             if unsent > 0:
                 n = unsent if unsent < maxseg else maxseg
+                usable = _sdist(una, snd_nxt) + wnd
                 if usable < n:
                     n = usable
                 if n <= 0:
@@ -574,7 +601,7 @@ class Connection:
                     # have and nothing is unacknowledged (or Nagle is off), or it
                     # fills at least half the largest window the peer offered.
                     # After shutdown the tail goes at once (Linux pushes it with the FIN).
-                    idle = (_eq(snd_nxt, self.snd_una) or self.options.nodelay
+                    idle = (_eq(snd_nxt, una) or self.options.nodelay
                             or fin_seq is not None)
                     if not ((n == unsent and idle) or n >= (self.max_snd_wnd >> 1)):
                         break
@@ -582,8 +609,8 @@ class Connection:
                     n -= n % mss            # TSO super-segment: whole MSS multiples
                 force_one = False
                 flags = ACK
-                end = snd_nxt + n
-                if fin_seq is not None and end == fin_seq:
+                end = wire_seq(_add(snd_nxt, n) & _MASK)
+                if fin_seq is not None and _eq(end, fin_seq):
                     flags |= FIN
                 if n == unsent:
                     flags |= PSH
@@ -591,7 +618,7 @@ class Connection:
                 seg = self._segment(snd_nxt, flags, now, payload, sack)
                 self._emit(seg, now)
                 if flags & FIN:
-                    end = end + 1
+                    end = wire_seq(_add(end, 1) & _MASK)
                 self._account_sent(snd_nxt, end, now)
                 sent = True
                 limit -= 1
@@ -617,13 +644,15 @@ class Connection:
 
     def _account_sent(self, start: Seq, end: Seq, now: float) -> None:
         """Bookkeeping after sending [start, end) of sequence space."""
+        snd_max = self.snd_max
+        fresh = _sub(start, snd_max) & _MASK < _HALF          # start >= SND.MAX
         if self._rack is not None:
-            self._rack.on_send(start, end, now, start < self.snd_max)
-        if end > self.snd_max:
-            if start >= self.snd_max and self._rtt_seq is None and not self._ts_ok:
+            self._rack.on_send(start, end, now, not fresh)
+        if 0 < _sub(end, snd_max) & _MASK < _HALF:             # end > SND.MAX
+            if fresh and self._rtt_seq is None and not self._ts_ok:
                 self._rtt_seq = start        # time this segment (RFC 6298 §3, Karn)
                 self._rtt_time = now
-            if start < self.snd_max:
+            if not fresh:
                 self.retransmits += 1
                 self._stack._count("retransmitted_segments")
             self.snd_max = end
@@ -738,40 +767,45 @@ class Connection:
         if (opts.sack_blocks or self._fin_rcv_off is not None or self._tlp_end is not None
                 or self._t_persist is not None or self._persist_probes):
             return False
+        # Sequence distances below are (a - b) mod 2**32 on plain ints: a value
+        # of _HALF or more is "a before b" (RFC 9293 §3.4).
         ts = opts.timestamps if self._ts_ok else None
         if ts is not None:
-            if _sdist(ts[0], self._ts_recent) < 0:
+            if (ts[0] - self._ts_recent) & _MASK >= _HALF:
                 return False                     # PAWS has a say (RFC 7323 §5.3)
         elif self._ts_ok:
             return False
         # Window update rule (RFC 9293 §3.10.7.4 fifth): SND.WL1/WL2 must move.
         ack = seg.ack
-        wl = _sdist(seq, self.snd_wl1)
-        if wl < 0 or (wl == 0 and _sdist(ack, self.snd_wl2) < 0):
+        wl = _sub(seq, self.snd_wl1) & _MASK
+        wl2 = _sub(ack, self.snd_wl2) & _MASK
+        if wl >= _HALF or (wl == 0 and wl2 >= _HALF):
             return False
         payload = seg.payload
         n = len(payload)
-        acked = _sdist(ack, self.snd_una)
+        acked = _sub(ack, self.snd_una) & _MASK
+        counters = self._stack.counters
         if n:
             # In-order data acknowledging nothing new, all of it inside the window.
-            if acked or n > _sdist(self._rcv_adv, seq):
+            room = _sub(self._rcv_adv, seq) & _MASK
+            if acked or room >= _HALF or n > room:
                 return False
-            self._stack._count("predicted_data")
+            counters["predicted_data"] = counters.get("predicted_data", 0) + 1
         else:
             # A pure ACK of new data (nothing beyond SND.MAX).
-            if acked <= 0 or _sdist(ack, self.snd_max) > 0:
+            if acked == 0 or acked > (_sub(self.snd_max, self.snd_una) & _MASK):
                 return False
-            self._stack._count("predicted_acks")
+            counters["predicted_acks"] = counters.get("predicted_acks", 0) + 1
         self._last_rcv = now
         if self._t_keepalive is not None:
             self._ka_probes = 0
             self._t_keepalive = now + self.options.keepalive[0]  # type: ignore[index]
-        if ts is not None and _sdist(seq, self._last_ack_sent) <= 0:
+        if ts is not None and (_sub(self._last_ack_sent, seq) & _MASK) < _HALF:
             self._ts_recent = ts[0]              # RFC 7323 §4.3 (R3)
             self._ts_recent_time = now
-        if wl or _sdist(ack, self.snd_wl2):
-            self.snd_wl1 = Seq(seq)
-            self.snd_wl2 = Seq(ack)
+        if wl or wl2:
+            self.snd_wl1 = wire_seq(seq)
+            self.snd_wl2 = wire_seq(ack)
         window = seg.window << self._snd_wscale
         if window != self.snd_wnd:
             self.snd_wnd = window                # a window update (never a dup ACK here)
@@ -782,7 +816,7 @@ class Connection:
         else:
             if self._sb is not None:
                 self._sb.advance(ack)
-            self._on_new_ack(seg, Seq(ack), acked, now)
+            self._on_new_ack(seg, wire_seq(ack), acked, now)
             if self.state is CLOSED or self.state is TIME_WAIT:
                 return True
         self._output(now)
