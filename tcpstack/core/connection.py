@@ -1101,16 +1101,17 @@ class Connection:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
         # RTT sample (RFC 7323 §4 with timestamps, else RFC 6298 §3 with Karn's rule).
         ts = seg.options.timestamps
+        rtt = self.rtt
         if self._ts_ok and ts is not None and ts[1]:
             # After an RTO, an echo older than our latest retransmission is stale:
             # the receiver answers a duplicate with the TS.Recent of the first
             # copy (RFC 7323 §4.3 leaves it unchanged for an unacceptable
             # segment), and the "sample" would include every backoff. Karn's
             # rule for timestamps: use only an echo of the retransmission itself.
-            if not self.rtt.backoffs or (ts[1] - self._rto_tsval) & _MASK < 0x80000000:
-                self.rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
+            if not rtt.backoffs or (ts[1] - self._rto_tsval) & _MASK < 0x80000000:
+                rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
         elif self._rtt_seq is not None and ack > self._rtt_seq:
-            self.rtt.sample(now - self._rtt_time)
+            rtt.sample(now - self._rtt_time)
             self._rtt_seq = None
         self.snd_una = ack
         if _sdist(self.snd_nxt, ack) < 0:
@@ -1121,13 +1122,13 @@ class Connection:
             if data_acked > buffered:
                 data_acked = buffered            # the rest was our FIN
             self._sndbuf.consume(data_acked)
-            self._buf_seq = self._buf_seq + data_acked
+            self._buf_seq = wire_seq(_add(self._buf_seq, data_acked) & _MASK)
             self.bytes_sent += data_acked
             self._stack._changed.add(self)       # writable
-        self.rtt.reset_backoff()                 # RFC 6298 §5.7: new data ACKed
+        rtt.reset_backoff()                      # RFC 6298 §5.7: new data ACKed
         self._dupacks = 0
         self._lt_sent = 0
-        self.cc.on_ack(acked, now, self.rtt.srtt, self._in_recovery and self._cc_recovery)
+        self.cc.on_ack(acked, now, rtt.srtt, self._in_recovery and self._cc_recovery)
         rack = self._rack
         if self._tlp_end is not None and _sdist(ack, self._tlp_end) >= 0:
             self._tlp_acked(now, _sdist(self.snd_max, ack) + acked)
@@ -1151,7 +1152,7 @@ class Connection:
             self._t_rtx = None                   # RFC 6298 §5.2
             self._t_tlp = self._t_reo = None
         else:
-            self._t_rtx = now + self.rtt.rto     # RFC 6298 §5.3
+            self._t_rtx = now + rtt.rto          # RFC 6298 §5.3
             if rack is not None:
                 self._arm_tlp(now)
         fin = self._fin_seq

@@ -205,7 +205,8 @@ class Stack:
     # ------------------------------------------------------------ input
     def receive(self, src_addr: str, dst_addr: str, seg: TcpSegment, now: float) -> None:
         """One parsed segment from the network. Never raises for hostile input."""
-        self._count("segments_in")
+        counters = self.counters
+        counters["segments_in"] = counters.get("segments_in", 0) + 1
         if self._tracer is not None:
             self._tracer(TraceEvent(now, EventKind.SEGMENT_IN, (dst_addr, seg.dst_port),
                                     (src_addr, seg.src_port), segment=seg))
