@@ -749,9 +749,11 @@ class Connection:
         Van Jacobson's header prediction (4.3BSD-Reno ``tcp_input``; Linux's
         "fast path" in ``tcp_rcv_established``): in ESTABLISHED, a segment
         with only ACK (and maybe PSH), exactly the next sequence number,
-        timestamps that pass PAWS and no SACK blocks is either the next
-        in-order data with nothing new acknowledged, or a pure ACK of new data
-        (a changed window is then a window update, never a duplicate ACK).
+        timestamps that pass PAWS, no SACK blocks and an ACK of nothing new
+        or of new data is the next in-order data (a bulk receiver's, and with
+        a new ACK a request's or a response's) or a pure ACK of new data (a
+        bulk sender's). A changed window is then a window update, never a
+        duplicate ACK.
         For those every check of RFC 9293 §3.10.7.4 has a known outcome, so
         the steps that do something are run directly. False (and nothing
         changed) for any other segment, which takes the full path; the result
@@ -783,18 +785,20 @@ class Connection:
             return False
         payload = seg.payload
         n = len(payload)
+        # SEG.ACK - SND.UNA: 0 (nothing new) or new data up to SND.MAX.
         acked = _sub(ack, self.snd_una) & _MASK
+        if acked > (_sub(self.snd_max, self.snd_una) & _MASK):
+            return False
         counters = self._stack.counters
         if n:
-            # In-order data acknowledging nothing new, all of it inside the window.
+            # In-order data, all of it inside the window.
             room = _sub(self._rcv_adv, seq) & _MASK
-            if acked or room >= _HALF or n > room:
+            if room >= _HALF or n > room:
                 return False
             counters["predicted_data"] = counters.get("predicted_data", 0) + 1
         else:
-            # A pure ACK of new data (nothing beyond SND.MAX).
-            if acked == 0 or acked > (_sub(self.snd_max, self.snd_una) & _MASK):
-                return False
+            if acked == 0:
+                return False                     # a duplicate ACK or a window update
             counters["predicted_acks"] = counters.get("predicted_acks", 0) + 1
         self._last_rcv = now
         if self._t_keepalive is not None:
@@ -811,14 +815,18 @@ class Connection:
             self.snd_wnd = window                # a window update (never a dup ACK here)
             if window > self.max_snd_wnd:
                 self.max_snd_wnd = window
-        if n:
-            self._append_in_order(payload, 0, n, now)     # §3.10.7.4 seventh
-        else:
+        if acked:
             if self._sb is not None:
                 self._sb.advance(ack)
             self._on_new_ack(seg, wire_seq(ack), acked, now)
-            if self.state is CLOSED or self.state is TIME_WAIT:
+            state = self.state
+            if state is CLOSED or state is TIME_WAIT:
                 return True
+            if n and state is not ESTABLISHED:
+                self._text_and_fin(seg, wire_seq(seq), now)   # our FIN was ACKed
+                n = 0
+        if n:
+            self._append_in_order(payload, 0, n, now)     # §3.10.7.4 seventh
         self._output(now)
         if self._ack_pending and self._t_delack is None and self.state is not CLOSED:
             self._t_delack = now + self._cfg.delayed_ack

@@ -14,7 +14,9 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
+from tcpstack.core.stack import Stack
 from tests.unit.test_core_properties import PATTERN, ops, run_script
 
 
@@ -55,3 +57,36 @@ def test_a_bulk_transfer_takes_the_fast_path():
     assert got == (len(PATTERN), len(PATTERN))
     assert counters["data-True"] > 0.9 * (counters["data-True"] + counters.get("data-False", 0))
     assert counters["ack-True"] > 0
+
+
+def test_request_response_segments_are_predicted():
+    """A 1-byte request and its reply each carry data and ACK the other's:
+    after the handshake every segment takes the fast path."""
+    a = Stack("10.0.0.1", StackConfig(isn_secret=b"a" * 16))
+    b = Stack("10.0.0.2", StackConfig(isn_secret=b"b" * 16))
+    opts = ConnectionOptions(nodelay=True)
+    listener = b.listen(80, options=opts)
+    now = 0.0
+
+    def carry() -> None:
+        moved = True
+        while moved:
+            moved = False
+            for src, dst in ((a, b), (b, a)):
+                for s_addr, d_addr, seg in src.take_output():
+                    dst.receive(s_addr, d_addr, seg, now)
+                    moved = True
+
+    client = a.connect("10.0.0.2", 80, now, options=opts)
+    carry()
+    server = listener.accept()
+    for _ in range(20):
+        now += 0.001
+        client.send(b"q", now)
+        carry()
+        assert server.recv(10, now) == b"q"
+        server.send(b"r", now)
+        carry()
+        assert client.recv(10, now) == b"r"
+    assert b.counters["predicted_data"] == 20
+    assert a.counters["predicted_data"] == 20
