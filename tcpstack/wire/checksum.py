@@ -12,24 +12,32 @@ from __future__ import annotations
 from tcpstack.wire.addr import addr_wire
 
 _from_bytes = int.from_bytes
-# Above this size the buffer is read as two integers: two short divisions by
-# 0xffff are cheaper than one long one.
+# Up to this size the buffer is read as one integer. Above it, as four: the
+# division by 0xffff costs more per byte than reading the bytes, and four
+# quarter-size integers add up to one only a few bits longer than a quarter.
 _SPLIT = 512
 
 
-def ones_sum(data: bytes | bytearray | memoryview) -> int:
-    """Unfolded sum of ``data`` as 16-bit words (odd length padded with a zero byte).
+def ones_sum(data: bytes | bytearray | memoryview, start: int = 0, end: int | None = None) -> int:
+    """Unfolded sum of ``data[start:end]`` as 16-bit words (odd length padded with a zero byte).
 
-    Only its value modulo 0xffff, and whether it is zero, are meaningful.
+    Words are aligned on ``start``. Only the value modulo 0xffff, and whether
+    it is zero, are meaningful. Slicing here, not before the call, saves a
+    copy of the whole range.
     """
-    n = len(data)
-    if n > _SPLIT:
-        half = (n >> 2) << 1  # even: the second piece starts on a word boundary
-        tail = _from_bytes(data[half:], "big")
-        return _from_bytes(data[:half], "big") + (tail << 8 if n & 1 else tail)
-    if n & 1:
-        return _from_bytes(data, "big") << 8
-    return _from_bytes(data, "big")
+    if end is None:
+        end = len(data)
+    n = end - start
+    if n <= _SPLIT:
+        whole = _from_bytes(data[start:end], "big")
+        return whole << 8 if n & 1 else whole
+    quarter = (n >> 3) << 1  # even: every piece starts on a word boundary
+    b = start + quarter
+    c = b + quarter
+    d = c + quarter
+    tail = _from_bytes(data[d:end], "big")
+    return (_from_bytes(data[start:b], "big") + _from_bytes(data[b:c], "big")
+            + _from_bytes(data[c:d], "big") + (tail << 8 if n & 1 else tail))
 
 
 def fold(total: int) -> int:

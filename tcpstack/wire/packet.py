@@ -1,4 +1,12 @@
-"""Whole IPv4+TCP packets: what the link carries, to and from what the core uses."""
+"""Whole IPv4+TCP packets: what the link carries, to and from what the core uses.
+
+Both directions have a fast way for IPv4 headers without options: one
+``struct`` call (un)packs both headers, and the timestamps option too when
+it is the only one (the data path's usual shape). What the fast way does not
+take, and anything wrong, goes the general way through the ``ipv4`` and
+``tcp`` modules, which names the error; both ways accept, refuse and produce
+exactly the same.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +14,38 @@ import struct
 
 from tcpstack.wire import ipv4, tcp
 from tcpstack.wire.addr import addr_text, addr_wire
-from tcpstack.wire.checksum import checksum_ok, ones_sum
+from tcpstack.wire.checksum import fold, ones_sum
 from tcpstack.wire.errors import NotTcp, WireError
 from tcpstack.wire.ipv4 import Ipv4Header, ipv4_header_bytes, new_header, parse_ipv4_at
 from tcpstack.wire.tcp import (
     PROTO_TCP,
+    TS_PREFIX,
     TcpSegment,
+    encode_options,
+    new_options,
     new_segment,
     parse_options,
     parse_tcp_at,
     tcp_header_bytes,
+    timestamps_only,
 )
 
 _from_bytes = int.from_bytes
 _SYN = tcp.SYN
 _RST_FIN = tcp.RST | tcp.FIN
-# An IPv4 header without options followed by the fixed TCP header, in one unpack.
-_PLAIN = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
-_PLAIN_MIN = 40
+_DF = ipv4.FLAG_DF
 _MF_OR_OFFSET = ipv4.FLAG_MF | ipv4.OFFSET_MASK
+# An IPv4 header without options and the fixed TCP header: the shortest
+# packet the fast parse takes.
+_PLAIN_FORMAT = "!BBHHHBBH4s4sHHIIBBHHH"
+_PLAIN = struct.Struct(_PLAIN_FORMAT)
+_PLAIN_LENGTH = 40
+# The same followed by the timestamps option as Linux aligns it (RFC 7323
+# App. A), the data path's usual shape, in one (un)pack.
+_PLAIN_TS = struct.Struct(_PLAIN_FORMAT + "III")
+_PLAIN_TS_LENGTH = 52
+_NO_TS = (0, 0, 0)
+_U16 = struct.Struct("!H")
 
 
 def _parse_general(buf: bytes | memoryview, verify_checksum: bool) -> tuple[Ipv4Header, TcpSegment]:
@@ -46,26 +67,32 @@ def _parse_plain(buf: bytes | memoryview,
     Returns None at the first anomaly; ``_parse_general`` then names it. The
     checks are the same, so both paths accept exactly the same packets.
     """
-    (_vihl, tos, total, ident, frag, ttl, proto, _ip_csum, src, dst,
-     src_port, dst_port, seq, ack, offset, flags, window, _tcp_csum, urgent) = \
-        _PLAIN.unpack_from(buf, 0)
+    size = len(buf)
+    fields = (_PLAIN_TS.unpack_from(buf, 0) if size >= _PLAIN_TS_LENGTH
+              else _PLAIN.unpack_from(buf, 0) + _NO_TS)
+    (_vihl, tos, total, ident, frag, ttl, proto, _ip_csum, src, dst, src_port, dst_port, seq,
+     ack, offset, flags, window, _tcp_csum, urgent, ts_prefix, tsval, tsecr) = fields
     header_end = 20 + ((offset >> 4) << 2)
-    if (total > len(buf) or proto != PROTO_TCP or frag & _MF_OR_OFFSET or header_end < 40
+    if (total > size or proto != PROTO_TCP or frag & _MF_OR_OFFSET or header_end < _PLAIN_LENGTH
             or header_end > total or (flags & _SYN and flags & _RST_FIN)):
         return None
     if _from_bytes(buf[:20], "big") % 0xFFFF:   # header checksum (RFC 791 §3.1)
         return None
     # TCP checksum (RFC 9293 §3.1): the addresses sit right before the TCP
     # header, so one sum from offset 12 covers them and the whole segment;
-    # the pseudo-header's protocol and TCP length are added to it.
-    if verify_checksum and not checksum_ok(ones_sum(buf[12:total]) + PROTO_TCP + total - 20):
+    # the pseudo-header's protocol and TCP length are added to it. With
+    # those the sum is never zero, so "verifies" is "is 0 modulo 0xffff".
+    if verify_checksum and (ones_sum(buf, 12, total) + (PROTO_TCP + total - 20)) % 0xFFFF:
         return None
-    options = parse_options(buf, 40, header_end)  # fast for none and timestamps only
+    if header_end == _PLAIN_TS_LENGTH and ts_prefix == TS_PREFIX:
+        options = new_options(None, None, False, (), (tsval, tsecr))
+    else:
+        options = parse_options(buf, _PLAIN_LENGTH, header_end)
     payload = buf[header_end:total]
     if type(payload) is not bytes:
         payload = bytes(payload)
     return (new_header(addr_text(src), addr_text(dst), PROTO_TCP, ttl, ident, tos,
-                       bool(frag & ipv4.FLAG_DF), total, 20),
+                       (frag & _DF) != 0, total, 20),
             new_segment(src_port, dst_port, seq, ack, flags, window, urgent, options, payload))
 
 
@@ -79,7 +106,7 @@ def parse_packet(buf: bytes | memoryview,
     ``WireError`` subclasses.
     """
     try:
-        if len(buf) >= _PLAIN_MIN and buf[0] == 0x45:
+        if len(buf) >= _PLAIN_LENGTH and buf[0] == 0x45:
             parsed = _parse_plain(buf, verify_checksum)
             if parsed is not None:
                 return parsed
@@ -88,6 +115,86 @@ def parse_packet(buf: bytes | memoryview,
         raise
     except Exception as exc:  # a codec bug must still not escape as anything else
         raise WireError(f"undecodable packet: {type(exc).__name__}: {exc}") from exc
+
+
+# A refusal by the fast path below; the general path then builds the packet,
+# or raises its own error for the same input.
+_REFUSED = (struct.error, TypeError, ValueError, OverflowError)
+# RFC 791 §3.1 header words that never change here: version 4, IHL 5, TOS 0;
+# flags DF, fragment offset 0; the protocol byte (the TTL is added apart).
+_IP_FIXED_WORDS = 0x4500 + _DF + PROTO_TCP
+
+
+def _headers_general(src: str, dst: str, seg: TcpSegment, ident: int, ttl: int,
+                     checksum: bool, offload: bool) -> bytes:
+    """IPv4 + TCP header from the two header builders: the reference for ``_headers``."""
+    base = None
+    if checksum or offload:
+        base = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP
+    header = tcp_header_bytes(seg, base, offload)
+    return ipv4_header_bytes(src, dst, len(header) + len(seg.payload), PROTO_TCP, ident,
+                             ttl) + header
+
+
+def _headers(src: str, dst: str, seg: TcpSegment, ident: int, ttl: int, checksum: bool,
+             offload: bool) -> bytes:
+    """The same bytes as ``_headers_general``, both headers packed in one call.
+
+    Raises one of ``_REFUSED`` for anything that does not fit, leaving the
+    error message to the general path.
+    """
+    src_raw, src_sum = addr_wire(src)
+    dst_raw, dst_sum = addr_wire(dst)
+    opts = seg.options
+    if timestamps_only(opts):
+        tsval, tsecr = opts.timestamps  # type: ignore[misc]
+        options = None
+        tcp_header_length = 32
+    else:  # packed with zero timestamps, which are cut off again below
+        tsval = tsecr = 0
+        options = encode_options(opts)
+        tcp_header_length = 20 + len(options)
+    tcp_length = tcp_header_length + len(seg.payload)
+    total = 20 + tcp_length
+    # RFC 791 §3.1 "Header Checksum", from the words rather than the bytes.
+    ip_csum = 0xFFFF - fold(_IP_FIXED_WORDS + (ttl << 8) + total + ident + src_sum + dst_sum)
+    tcp_csum = 0
+    if offload:  # the folded pseudo-header sum, as tcp_header_bytes() explains
+        tcp_csum = fold(src_sum + dst_sum + PROTO_TCP + tcp_length)
+    head = _PLAIN_TS.pack(0x45, 0, total, ident, _DF, ttl, PROTO_TCP, ip_csum, src_raw, dst_raw,
+                          seg.src_port, seg.dst_port, seg.seq, seg.ack, tcp_header_length << 2,
+                          seg.flags, seg.window, tcp_csum, seg.urgent, TS_PREFIX, tsval, tsecr)
+    if options is not None:
+        head = head[:_PLAIN_LENGTH] + options
+    if offload or not checksum:
+        return head
+    return _with_tcp_checksum(head, tcp_length, seg.payload)
+
+
+def _with_tcp_checksum(head: bytes, tcp_length: int, payload: bytes) -> bytes:
+    """``head`` (both headers, TCP checksum 0) with the TCP checksum filled in.
+
+    RFC 9293 §3.1: the addresses sit right before the TCP header, so one sum
+    from offset 12 covers them and the header; protocol and TCP length
+    complete the pseudo-header, and the payload's sum the segment.
+    """
+    total_sum = _from_bytes(head[12:], "big") + (PROTO_TCP + tcp_length)
+    if payload:
+        total_sum += ones_sum(payload)
+    return head[:36] + _U16.pack(0xFFFF - fold(total_sum)) + head[38:]
+
+
+def packet_headers(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int = 64,
+                   checksum: bool = True, *, offload: bool = False) -> bytes:
+    """What ``build_packet`` returns up to the payload: the IPv4 and TCP headers.
+
+    The TCP checksum still covers the payload. For a link that takes the
+    headers and the payload as separate pieces (no copy of the payload).
+    """
+    try:
+        return _headers(src, dst, seg, ident, ttl, checksum, offload)
+    except _REFUSED:
+        return _headers_general(src, dst, seg, ident, ttl, checksum, offload)
 
 
 def build_packet(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int = 64,
@@ -99,11 +206,8 @@ def build_packet(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int =
     checksum (virtio ``NEEDS_CSUM``). The IPv4 checksum is always computed.
     ``ValueError`` for a bad address or a field that does not fit.
     """
-    base = None
-    if checksum or offload:
-        base = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP
-    header = tcp_header_bytes(seg, base, offload)
-    payload = seg.payload
-    ip = ipv4_header_bytes(src, dst, len(header) + len(payload), PROTO_TCP, ident, ttl)
-    return b"".join((ip, header, payload))
-
+    try:
+        return b"".join((_headers(src, dst, seg, ident, ttl, checksum, offload), seg.payload))
+    except _REFUSED:
+        return b"".join((_headers_general(src, dst, seg, ident, ttl, checksum, offload),
+                         seg.payload))

@@ -97,9 +97,9 @@ OPT_TIMESTAMPS = 8
 _HEADER = struct.Struct("!HHIIBBHHH")
 _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
-_TS_ALIGNED = struct.Struct("!III")          # NOP NOP kind=8 len=10, TSval, TSecr
-_TS_ALIGNED_HEAD = 0x0101080A
-_PREFIX_TS = b"\x01\x01\x08\x0a"             # what Linux writes before timestamps
+# What Linux writes before timestamps: NOP NOP kind=8 len=10 (RFC 7323 App. A).
+TS_PREFIX = OPT_NOP << 24 | OPT_NOP << 16 | OPT_TIMESTAMPS << 8 | 10
+_PREFIX_TS = TS_PREFIX.to_bytes(4, "big")
 _PREFIX_SACKOK_TS = b"\x04\x02\x08\x0a"      # SACK-permitted packed with timestamps
 _SACKOK_ALONE = b"\x01\x01\x04\x02"
 
@@ -123,10 +123,6 @@ def parse_options(buf: bytes | memoryview, start: int, end: int) -> TcpOptions:
     """
     if start == end:
         return NO_OPTIONS
-    if end - start == 12:
-        head, tsval, tsecr = _TS_ALIGNED.unpack_from(buf, start)
-        if head == _TS_ALIGNED_HEAD:
-            return new_options(None, None, False, (), (tsval, tsecr))
     mss: int | None = None
     wscale: int | None = None
     sack_permitted = False
@@ -169,6 +165,12 @@ def parse_options(buf: bytes | memoryview, start: int, end: int) -> TcpOptions:
     return new_options(mss, wscale, sack_permitted, sack_blocks, timestamps)
 
 
+def timestamps_only(opts: TcpOptions) -> bool:
+    """True for the data path's usual options: timestamps and nothing else."""
+    return (opts.timestamps is not None and opts.mss is None and opts.wscale is None
+            and not opts.sack_permitted and not opts.sack_blocks)
+
+
 def encode_options(opts: TcpOptions) -> bytes:
     """Option bytes in Linux's order and padding (``tcp_options_write``).
 
@@ -180,8 +182,7 @@ def encode_options(opts: TcpOptions) -> bytes:
     if opts is NO_OPTIONS:
         return b""
     ts = opts.timestamps
-    if (ts is not None and opts.mss is None and opts.wscale is None and not opts.sack_permitted
-            and not opts.sack_blocks):
+    if timestamps_only(opts):
         try:
             return _PREFIX_TS + _U32X2.pack(*ts)
         except struct.error as exc:
