@@ -10,12 +10,14 @@ started are removed on exit, Ctrl-C and errors included.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import pstats
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from tcpstack.bench import report as rep
@@ -90,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
                         "stdout, after the table)")
     parser.add_argument("--profile", metavar="DIR",
-                        help="afterwards, run each bulk direction once more under cProfile: "
-                        "DIR/bulk-send.pstats, DIR/bulk-recv.pstats; top 20 on stderr")
+                        help="afterwards, run each bulk direction (and rr, when chosen) once "
+                        "more under cProfile: DIR/bulk-send.pstats, DIR/bulk-recv.pstats, "
+                        "DIR/rr.pstats; top 20 on stderr")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                     _log(f"{name} run {index + 1}/{args.runs} {side}: {shown} "
                          f"({time.monotonic() - started:.1f} s)")
         if args.profile:
-            _profile(bench, args.profile, errors)
+            _profile(bench, args.profile, names, errors)
     except KeyboardInterrupt as exc:
         _log("interrupted; cleaning up")
         return 143 if isinstance(exc, Terminated) else 130
@@ -190,17 +193,25 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _profile(bench: Bench, directory: str, errors: list[str]) -> None:
-    for direction in ("send", "recv"):
-        path = os.path.join(directory, f"bulk-{direction}.pstats")
+def _profile(bench: Bench, directory: str, names: list[str], errors: list[str]) -> None:
+    """One more run of each bulk direction (and of rr when it was chosen) under
+    cProfile: DIR/NAME.pstats, the top functions on stderr."""
+    runs: list[tuple[str, Callable[..., object]]] = [
+        (f"bulk-{direction}", functools.partial(
+            bench.bulk, "tcpstack", direction, bench.settings.bulk_bytes, seed=99))
+        for direction in ("send", "recv")]
+    if "rr" in names:
+        runs.append(("rr", functools.partial(bench.rr, "tcpstack")))
+    for name, run_profiled in runs:
+        path = os.path.join(directory, f"{name}.pstats")
         try:
-            bench.bulk("tcpstack", direction, bench.settings.bulk_bytes, seed=99, profile=path)
+            run_profiled(profile=path)
         except ProgramFailed as exc:
-            errors.append(f"profile bulk-{direction}: {exc}")
+            errors.append(f"profile {name}: {exc}")
             continue
         out = io.StringIO()
         pstats.Stats(path, stream=out).sort_stats("tottime").print_stats(PROFILE_TOP)
-        _log(f"cProfile of bulk-{direction} (tcpstack process, by own time), "
+        _log(f"cProfile of {name} (tcpstack process, by own time), "
              f"written to {path}:\n{out.getvalue()}")
 
 

@@ -97,6 +97,17 @@ class Bench:
     def _timeout(self, default: float) -> float:
         return self.settings.timeout or default
 
+    # -- request/response ------------------------------------------------------------
+
+    def rr(self, side: str, profile: str | None = None) -> dict[str, float]:
+        """Median and 99th percentile of the 1-byte round trips against an echo peer, µs."""
+        s = self.settings
+        result, _ = self.pair(side, ["echo"], ["rr", "--count", str(s.rr_count),
+                                               "--warmup", str(s.rr_warmup)],
+                              self._timeout(30 + (s.rr_count + s.rr_warmup) * 0.002),
+                              terminate_server=True, profile=profile)
+        return {"rr-median": result["median_us"], "rr-p99": result["p99_us"]}
+
     # -- bulk ------------------------------------------------------------------------
 
     def bulk(self, side: str, direction: str, total: int, seed: int,
@@ -157,12 +168,7 @@ def _bulk(direction: str, loss: int = 0) -> Callable[[Bench, str, int], dict[str
 
 
 def _rr(bench: Bench, side: str, index: int) -> dict[str, float]:
-    s = bench.settings
-    result, _ = bench.pair(side, ["echo"], ["rr", "--count", str(s.rr_count),
-                                           "--warmup", str(s.rr_warmup)],
-                           bench._timeout(30 + (s.rr_count + s.rr_warmup) * 0.002),
-                           terminate_server=True)
-    return {"rr-median": result["median_us"], "rr-p99": result["p99_us"]}
+    return bench.rr(side)
 
 
 def _connect(bench: Bench, side: str, index: int) -> dict[str, float]:

@@ -33,6 +33,7 @@ import errno
 import fcntl
 import ipaddress
 import os
+import select
 import struct
 
 from tcpstack.errors import UserError
@@ -81,7 +82,8 @@ class TunLink:
     """One attached TUN queue. Implements the ``Link`` protocol.
 
     ``recv`` returns ``None`` once the device is drained (EAGAIN); the runtime
-    calls it until then on every wake-up. ``send`` never blocks: when the
+    reads until then on every wake-up, after the first packet asking
+    ``readable()`` (a ``poll``) before a read that might fail. ``send`` never blocks: when the
     kernel cannot take a packet it is dropped and counted, TCP retransmits it.
 
     ``offload`` (and ``tso``) tell whether every read and write carries a
@@ -107,9 +109,16 @@ class TunLink:
         self.tx_gso_packets = 0
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
 
     def fileno(self) -> int:
         return self._fd
+
+    def readable(self) -> bool:
+        """Whether a packet is waiting, without reading it: one ``poll(2)``,
+        cheaper than a read that fails with EAGAIN."""
+        return bool(self._poll.poll(0))
 
     # -- receive ---------------------------------------------------------------
 
@@ -225,6 +234,7 @@ class TunLink:
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._poll.unregister(self._fd)
             os.close(self._fd)
             self._fd = -1
 

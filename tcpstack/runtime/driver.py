@@ -3,11 +3,17 @@ an asyncio loop, and owns the clock.
 
 One ``loop.add_reader`` on the link's file descriptor and one ``loop.call_at``
 for the earliest deadline (the stack's, or a delaying link's). Each wake-up
-works in a batch: read the device until it is empty (EAGAIN), feed every
+works in a batch: read the device until it is empty (EAGAIN; a TUN is asked
+first whether a second packet waits, cheaper than a failed read), feed every
 packet to the core, let the connections' owners react (streams pull data and
 push writes), then write all output in one go and re-arm the timer.
-Application calls between wake-ups (``write``, ``close``...) only ``kick()``
-the driver, which runs one such service pass on the next loop iteration.
+Application calls between wake-ups (``close``, reads that reopen the
+window...) only ``kick()`` the driver, which runs one such service pass on the
+next loop iteration; a ``write`` runs the pass at once (``service_now()``),
+so the data leaves before the writer awaits anything, as a socket's ``send``
+would. A kick from inside a pass (an owner
+reacting) needs no pass of its own: the running one writes and re-arms after
+the owners are done.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class StackDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._kicked = False
+        self._in_pass = False           # _service() is running the owners' callbacks
+        self._kick_in_pass = False      # ... and one of them asked for a pass
         self._reading = False
         self._ident = 0
         self._running = False
@@ -68,8 +76,10 @@ class StackDriver:
         # out, TSO super-segments out, GSO packets in whose checksum may be partial.
         self._offload = bool(getattr(link, "offload", False)) and callable(
             getattr(link, "send_offload", None))
-        # A TUN hands out views of its read buffer: parsed at once, never kept.
+        # A TUN hands out views of its read buffer: parsed at once, never kept;
+        # and it can tell whether a packet is waiting without a read.
         self._recv_checked = getattr(link, "recv_view", None)
+        self._readable: Callable[[], bool] | None = getattr(link, "readable", None)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -110,9 +120,21 @@ class StackDriver:
 
     def kick(self) -> None:
         """Schedule one service pass soon (coalesced per loop iteration)."""
+        if self._in_pass:
+            self._kick_in_pass = True   # the running pass flushes and re-arms
+            return
         if not self._kicked and self._running and self._loop is not None:
             self._kicked = True
             self._loop.call_soon(self._kicked_service)
+
+    def service_now(self) -> None:
+        """Run one service pass at once: what an application call just handed
+        the core is written now, not on the next loop iteration. Inside a
+        pass it is what ``kick()`` is."""
+        if self._in_pass:
+            self.kick()                 # the running pass writes it
+        elif self._running:
+            self._service()
 
     # -- the service pass --------------------------------------------------
 
@@ -147,20 +169,39 @@ class StackDriver:
         # Owners react to changes (pull received data, push pending writes,
         # accept connections); what they do may change more, so repeat a
         # bounded number of times before writing out the batch.
-        for _ in range(4):
-            changed = self.core.take_changed()
-            if not changed:
-                break
-            for obj in changed:
-                callback = self._watchers.get(obj)
-                if callback is not None:
-                    callback()
+        self._in_pass = True
+        self._kick_in_pass = False
+        settled = False
+        try:
+            for _ in range(4):
+                changed = self.core.take_changed()
+                if not changed:
+                    settled = True
+                    break
+                for obj in changed:
+                    callback = self._watchers.get(obj)
+                    if callback is not None:
+                        callback()
+        finally:
+            self._in_pass = False
+        if not settled and self._kick_in_pass:
+            self.kick()                 # changes may be left: the pass asked for takes them
         self._flush()
         self._arm_timer()
 
     def _drain_link(self, now: float) -> None:
         recv_checked = self._recv_checked
         if recv_checked is not None:
+            got = recv_checked()
+            if got is None:
+                return
+            self._input(got[0], now, got[1])
+            # Mostly one packet is all there is (request/response): ask before
+            # a read that would fail. A packet that comes later makes the
+            # (level-triggered) descriptor readable again.
+            readable = self._readable
+            if readable is not None and not readable():
+                return
             while (got := recv_checked()) is not None:
                 self._input(got[0], now, got[1])
             return

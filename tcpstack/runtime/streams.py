@@ -190,19 +190,32 @@ class TcpTransport(asyncio.Transport):
     # -- asyncio.WriteTransport ---------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._append(data):
+            self._send()
+
+    def writelines(self, list_of_data: Any) -> None:
+        appended = False
+        for data in list_of_data:
+            appended = self._append(data) or appended
+        if appended:
+            self._send()
+
+    def _append(self, data: bytes | bytearray | memoryview) -> bool:
+        """Queue ``data`` behind what is pending; False if it is dropped."""
         if self._eof_requested:
             raise RuntimeError("cannot call write() after write_eof()")
         if not data or self._closing or self._aborted or self.conn.error is not None:
-            return          # like asyncio: writes after close/loss are dropped
+            return False    # like asyncio: writes after close/loss are dropped
         view = memoryview(bytes(data)) if not isinstance(data, bytes) else memoryview(data)
         self._pending.append(view)
         self._pending_size += len(view)
-        self._push()
-        self.driver.kick()
+        return True
 
-    def writelines(self, list_of_data: Any) -> None:
-        for data in list_of_data:
-            self.write(data)
+    def _send(self) -> None:
+        """Hand what is pending to the connection and write what it sends now
+        (RFC 9293 §3.10.2 SEND), without waiting for the next loop iteration."""
+        self._push()
+        self.driver.service_now()
 
     def write_eof(self) -> None:
         if self._eof_requested or self._closing:

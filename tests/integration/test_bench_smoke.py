@@ -100,10 +100,11 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
         assert re.match(NUMBER_CELL, cells[3]), line
         assert cells[4].endswith("×"), line
 
-    # --profile wrote one cProfile file per bulk direction and printed the top functions.
-    for direction in ("send", "recv"):
-        assert (profile_dir / f"bulk-{direction}.pstats").stat().st_size > 0
-        assert f"cProfile of bulk-{direction}" in result.stderr
+    # --profile wrote one cProfile file per bulk direction, and one of rr (it was
+    # chosen), and printed the top functions of each.
+    for name in ("bulk-send", "bulk-recv", "rr"):
+        assert (profile_dir / f"{name}.pstats").stat().st_size > 0
+        assert f"cProfile of {name}" in result.stderr
 
 
 def test_only_picks_workloads_and_json_goes_to_stdout() -> None:

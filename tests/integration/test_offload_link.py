@@ -110,3 +110,20 @@ def test_unmarked_read_must_be_verified(pair: tuple[TunLink, socket.socket]) -> 
     kernel.send(bytes(VNET_HDR_LEN) + packet)
     view, verify = link.recv_view()
     assert verify and bytes(view) == packet
+
+
+def test_readable_tells_whether_a_packet_waits_without_reading_it(
+        pair: tuple[TunLink, socket.socket]) -> None:
+    link, kernel = pair
+    assert not link.readable()
+    packet = build_packet("10.7.0.1", "10.7.0.2", _segment(b"r"))
+    kernel.send(bytes(VNET_HDR_LEN) + packet)
+    kernel.send(bytes(VNET_HDR_LEN) + packet)
+    assert link.readable() and link.readable()        # asking reads nothing
+    assert link.rx_packets == 0
+    got = link.recv_view()
+    assert got is not None and bytes(got[0]) == packet
+    assert link.readable()                            # the second is still there
+    assert link.recv_view() is not None
+    assert not link.readable()
+    assert link.recv_view() is None
