@@ -106,15 +106,15 @@ class Connection:
 
     __slots__ = (
         "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cc_recovery", "_cfg",
-        "_closed", "_dupacks", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_heap_deadline",
-        "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent", "_last_rcv",
-        "_last_send", "_listener", "_lt_sent", "_ooo", "_peer_syn_options", "_persist_backoff",
-        "_persist_probes", "_rack", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_wscale",
-        "_rcvbuf", "_recover", "_rprobe", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
-        "_sb", "_shut_wr", "_snd_wscale", "_sndbuf", "_stack", "_t_delack", "_t_fin_wait_2",
-        "_t_keepalive", "_t_persist", "_t_reo", "_t_rtx", "_t_time_wait", "_t_tlp", "_tlp_end",
-        "_tlp_retrans", "_tracer", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time",
-        "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
+        "_closed", "_deadline", "_dupacks", "_fin_rcv_off", "_fin_rcvd", "_fin_seq",
+        "_heap_deadline", "_in_recovery", "_inflate", "_ka_probes", "_key", "_last_ack_sent",
+        "_last_rcv", "_last_send", "_listener", "_lt_sent", "_ooo", "_peer_syn_options",
+        "_persist_backoff", "_persist_probes", "_rack", "_rcv_adv", "_rcv_cap", "_rcv_mss",
+        "_rcv_off", "_rcv_wscale", "_rcvbuf", "_recover", "_rprobe", "_rto_tsval", "_rtt_seq",
+        "_rtt_time", "_sack_ok", "_sb", "_shut_wr", "_snd_wscale", "_sndbuf", "_stack",
+        "_t_delack", "_t_fin_wait_2", "_t_keepalive", "_t_persist", "_t_reo", "_t_rtx",
+        "_t_time_wait", "_t_tlp", "_tlp_end", "_tlp_retrans", "_tracer", "_ts_offset", "_ts_ok",
+        "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
         "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
         "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
         "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
@@ -231,6 +231,7 @@ class Connection:
         self._closed = False         # close() called: the application reads no more
         self._tracer = stack._tracer
         self._heap_deadline: float | None = None   # the stack's timer heap entry
+        self._deadline: float | None = None        # next_deadline() when last dirty
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:

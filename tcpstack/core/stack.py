@@ -148,31 +148,62 @@ class Stack:
         self._changed = set()
         return changed
 
+    # Timers: one heap of (deadline, tiebreak, connection) for all connections.
+    # A connection's entry may be earlier than its real deadline (``_deadline``,
+    # recomputed whenever it is dirty): most deadlines only move later (every
+    # ACK pushes the retransmission timer out), and a later one is pushed only
+    # when the earlier entry reaches the top of the heap. ``_heap_deadline`` is
+    # the connection's live entry; older entries are skipped when popped.
+
     def next_deadline(self) -> float | None:
         """The earliest timer deadline of any connection (None if no timer is armed)."""
         heap = self._refresh_timers()
-        conns = self._conns
         while heap:
-            d, _, conn = heap[0]
-            if conn._heap_deadline == d and conns.get(conn._key) is conn:
-                return d
-            heapq.heappop(heap)                  # stale entry
+            entry = heap[0]
+            conn = entry[2]
+            if self._entry_live(entry):
+                if conn._deadline == entry[0]:
+                    return entry[0]
+                self._requeue(conn)              # its deadline moved later
+            else:
+                heapq.heappop(heap)
         return None
 
     def poll(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         heap = self._refresh_timers()
-        conns = self._conns
         due = []
         while heap and heap[0][0] <= now:
-            d, _, conn = heapq.heappop(heap)
-            if conn._heap_deadline == d and conns.get(conn._key) is conn:
+            entry = heap[0]
+            conn = entry[2]
+            if not self._entry_live(entry):
+                heapq.heappop(heap)
+            elif conn._deadline == entry[0]:
+                heapq.heappop(heap)
                 conn._heap_deadline = None
                 due.append(conn)
+            else:
+                self._requeue(conn)
         for conn in due:
             self._dirty.add(conn)
             if conn.state is not State.CLOSED:
                 conn._on_timers(now)
+
+    def _entry_live(self, entry: tuple[float, int, Connection]) -> bool:
+        """The heap entry is its connection's current one, and the connection lives."""
+        conn = entry[2]
+        return conn._heap_deadline == entry[0] and self._conns.get(conn._key) is conn
+
+    def _requeue(self, conn: Connection) -> None:
+        """Replace the connection's entry at the top of the heap with its real deadline."""
+        heapq.heappop(self._timer_heap)
+        conn._heap_deadline = None
+        if conn._deadline is not None:
+            self._push_deadline(conn, conn._deadline)
+
+    def _push_deadline(self, conn: Connection, deadline: float) -> None:
+        conn._heap_deadline = deadline
+        heapq.heappush(self._timer_heap, (deadline, next(self._tiebreak), conn))
 
     def _refresh_timers(self) -> list[tuple[float, int, Connection]]:
         heap = self._timer_heap
@@ -180,13 +211,12 @@ class Stack:
         if dirty:
             for conn in dirty:
                 d = conn.next_deadline() if conn.state is not State.CLOSED else None
-                if d != conn._heap_deadline:
-                    conn._heap_deadline = d
-                    if d is not None:
-                        heapq.heappush(heap, (d, next(self._tiebreak), conn))
+                conn._deadline = d
+                if d is not None and (conn._heap_deadline is None or d < conn._heap_deadline):
+                    self._push_deadline(conn, d)
             dirty.clear()
             if len(heap) > 4 * len(self._conns) + 64:
-                # Too many stale entries (e.g. keepalive pushed per segment): rebuild.
+                # Too many stale entries (deadlines that kept moving earlier): rebuild.
                 heap[:] = [(c._heap_deadline, next(self._tiebreak), c)
                            for c in self._conns.values() if c._heap_deadline is not None]
                 heapq.heapify(heap)

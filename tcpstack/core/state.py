@@ -21,6 +21,10 @@ class State(Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C (Enum's own __hash__ is Python code, run on every state-set test).
+    __hash__ = object.__hash__
+
     @property
     def synchronized(self) -> bool:
         """RFC 9293 §3.5: ESTABLISHED and every state after it."""
