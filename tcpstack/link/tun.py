@@ -179,7 +179,7 @@ class TunLink:
         # The field holds the pseudo-header sum; the checksum covers it and
         # everything from csum_start on (RFC 1071 complement of the sum).
         data = bytearray(packet)
-        csum = 0xFFFF - fold(ones_sum(data[start:]))
+        csum = 0xFFFF - fold(ones_sum(data, start))
         data[where:where + 2] = csum.to_bytes(2, "big")
         return bytes(data)
 

@@ -25,11 +25,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
-from tcpstack.wire.addr import addr_wire
 from tcpstack.wire.errors import WireError
-from tcpstack.wire.ipv4 import ipv4_header_bytes
-from tcpstack.wire.packet import build_packet, parse_packet
-from tcpstack.wire.tcp import ACK, tcp_header_bytes
+from tcpstack.wire.packet import build_packet, packet_headers, parse_packet
+from tcpstack.wire.tcp import ACK
 
 if TYPE_CHECKING:
     from tcpstack.core.stack import Stack as CoreStack
@@ -264,9 +262,7 @@ class StackDriver:
             ident = (ident + 1) & 0xFFFF
             payload = seg.payload
             plen = len(payload)
-            header = tcp_header_bytes(seg, addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP,
-                                      True)
-            head = ipv4_header_bytes(src, dst, len(header) + plen, PROTO_TCP, ident) + header
+            head = packet_headers(src, dst, seg, ident, offload=True)
             if pcap is not None:
                 pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
             if plen > MIN_MSS:
