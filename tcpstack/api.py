@@ -41,9 +41,6 @@ from tcpstack.runtime.network import (
 from tcpstack.runtime.server import Handler, Server, make_streams
 from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter
 
-# Default send/receive buffer per connection when the link offloads (TSO/GSO).
-OFFLOAD_BUFFER = 1024 * 1024
-
 _current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar("tcpstack_stack",
                                                                        default=None)
 
@@ -67,8 +64,7 @@ class Stack:
     Offloads: ``offload=True`` (default) opens the TUN with virtio-net
     headers, checksum offload and TSO when the kernel accepts them: the core
     then sends super-segments of whole MSS multiples up to 64 KB and takes in
-    the kernel's 64 KB GSO packets, with 1 MiB send/receive buffers per
-    connection unless ``options`` are given. ``offload=False`` uses plain packets.
+    the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
     Fault injection always runs without offloads, so that faults hit
     wire-sized segments and a corrupted segment is caught by its checksum
     (with checksum offload the kernel would checksum the corrupted bytes).
@@ -105,7 +101,6 @@ class Stack:
         self._pcap_arg = pcap
         self._fault = fault
         self.options = options or ConnectionOptions()
-        self._options_given = options is not None
         self.linger = linger
         base = config or StackConfig()
         changes: dict[str, Any] = {"mtu": mtu if link is None else getattr(link, "mtu", mtu)}
@@ -171,12 +166,6 @@ class Stack:
             if self._fault is None and getattr(link, "offload", False) and getattr(
                     link, "tso", False) and not self.config.tso_max:
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
-                if not self._options_given:
-                    # 64 KB super-segments: a 256 KiB buffer holds only four of
-                    # them; 1 MiB keeps the pipe full (Linux autotunes its
-                    # buffers up to 4-6 MiB). Buffers grow only when used.
-                    self.options = _replace(self.options, {"send_buffer": OFFLOAD_BUFFER,
-                                                           "recv_buffer": OFFLOAD_BUFFER})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
             self._pcap = self._open_pcap()

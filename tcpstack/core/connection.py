@@ -268,11 +268,8 @@ class Connection:
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RFC 9293 §3.10.3 RECEIVE: up to ``max_bytes`` buffered bytes (b"" if none)."""
-        self._stack._dirty.add(self)
         buf = self._rcvbuf
-        if not buf:
-            if self.error is not None and not isinstance(self.error, TcpConnectionAborted):
-                raise self.error
+        if not self._readable():
             return b""
         if max_bytes >= len(buf):
             data = bytes(buf)
@@ -282,6 +279,36 @@ class Connection:
             del buf[:max_bytes]
         self._maybe_window_update(now)
         return data
+
+    def recv_into(self, buffer: bytearray | memoryview, now: float) -> int:
+        """RECEIVE into ``buffer`` (like ``socket.recv_into``): the bytes copied, 0 if none.
+
+        One copy, from the receive buffer straight into the caller's memory.
+        """
+        buf = self._rcvbuf
+        if not self._readable():
+            return 0
+        n = len(buffer)
+        if n >= len(buf):
+            n = len(buf)
+            buffer[:n] = buf
+            buf.clear()
+        else:
+            with memoryview(buf) as held:
+                buffer[:n] = held[:n]
+            del buf[:n]
+        self._maybe_window_update(now)
+        return n
+
+    def _readable(self) -> bool:
+        """Whether received bytes wait; raises the connection's error when none
+        do and it failed (an abort by our own close() reads as end of stream)."""
+        self._stack._dirty.add(self)
+        if self._rcvbuf:
+            return True
+        if self.error is not None and not isinstance(self.error, TcpConnectionAborted):
+            raise self.error
+        return False
 
     def shutdown(self, now: float) -> None:
         """Half-close: RFC 9293 §3.10.4 CLOSE for the sending direction."""

@@ -123,7 +123,31 @@ def test_receiver_sws_avoidance_and_window_update_after_read():
     h.expect_tx(flags=ACK, window=MSS + 100)
 
 
-# -- sending -----------------------------------------------------------------
+def test_recv_into_copies_into_the_callers_buffer_and_opens_the_window():
+    h = Harness(options=ConnectionOptions(recv_buffer=4 * MSS, timestamps=False, sack=False,
+                                          window_scale=False))
+    conn = h.open_established()
+    stream = bytes(range(256)) * 9
+    h.deliver(payload=stream[:4 * MSS])
+    h.expect_tx(flags=ACK, window=0)
+    small = bytearray(100)
+    assert conn.recv_into(small, h.now) == 100 and small == stream[:100]
+    h.expect_nothing()                    # 100 bytes free: too small to announce
+    big = bytearray(8 * MSS)
+    view = memoryview(big)
+    assert conn.recv_into(view[:MSS], h.now) == MSS
+    h.expect_tx(flags=ACK, window=MSS + 100)
+    rest = 4 * MSS - 100 - MSS
+    assert conn.recv_into(view[MSS:], h.now) == rest
+    assert big[:MSS + rest] == stream[100:4 * MSS]
+    assert conn.recv_into(view, h.now) == 0 and conn.recv_available() == 0
+
+
+def test_recv_into_raises_the_error_of_a_reset_connection(h, conn):
+    h.deliver(payload=b"lost")
+    h.deliver(flags=RST)                  # RFC 9293 §3.10.7.4: queues are flushed
+    with pytest.raises(ConnectionResetError):
+        conn.recv_into(bytearray(10), h.now)
 def test_send_segments_at_mss_and_nagle_holds_the_tail(h, conn):
     assert conn.send(b"q" * (2 * MSS + 10), h.now) == 2 * MSS + 10
     out = h.tx()

@@ -93,7 +93,7 @@ def test_syn_ack_negotiates_scale_sack_timestamps():
                                                    timestamps=(5000, 0)))
     synack = h.expect_tx(flags=SYN | ACK)
     o = synack.options
-    assert o.wscale == 3 and o.sack_permitted and o.timestamps[1] == 5000
+    assert o.wscale == 7 and o.sack_permitted and o.timestamps[1] == 5000
     conn = next(iter(h.stack.connections()))
     h.conn = conn
     h.deliver(window=100, options=TcpOptions(timestamps=(5001, o.timestamps[0])))
