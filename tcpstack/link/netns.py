@@ -213,10 +213,12 @@ def _disable_ipv6(ifname: str) -> None:
         f.write("1")
 
 
-def configure_interface(ifname: str, iface: ipaddress.IPv4Interface, mtu: int | None) -> None:
+def configure_interface(ifname: str, iface: ipaddress.IPv4Interface, mtu: int | None,
+                        txqlen: int | None = None) -> None:
     """In the current thread's namespace: disable IPv6 on ``ifname``, give it
-    ``iface`` unless that address is already there, set the MTU, bring it and
-    lo up. The route to the subnet comes with the address."""
+    ``iface`` unless that address is already there, set the MTU (and the
+    transmit queue length), bring it and lo up. The route to the subnet comes
+    with the address."""
     from pyroute2 import IPRoute
 
     _disable_ipv6(ifname)
@@ -237,6 +239,8 @@ def configure_interface(ifname: str, iface: ipaddress.IPv4Interface, mtu: int | 
                     raise UserError(f"cannot add {iface} to {ifname}: {exc}") from None
         if mtu is not None:
             ipr.link("set", index=index, mtu=mtu)
+        if txqlen is not None:
+            ipr.link("set", index=index, txqlen=txqlen)
         ipr.link("set", index=index, state="up")
         (lo,) = ipr.link_lookup(ifname="lo")
         ipr.link("set", index=lo, state="up")
