@@ -771,6 +771,18 @@ class Connection:
         else:
             self._input_synchronizing(seg, now)
 
+    def _heard_from_peer(self, now: float) -> None:
+        """An acceptable segment arrived: the peer is alive (keepalive restarts)."""
+        self._last_rcv = now
+        if self._t_keepalive is not None:
+            self._ka_probes = 0
+            self._t_keepalive = now + self.options.keepalive[0]  # type: ignore[index]
+
+    def _arm_delayed_ack(self, now: float) -> None:
+        """Data waits to be acknowledged and no ACK went out: RFC 1122 4.2.3.2."""
+        if self._ack_pending and self._t_delack is None and self.state is not CLOSED:
+            self._t_delack = now + self._cfg.delayed_ack
+
     def _predicted(self, seg: TcpSegment, now: float) -> bool:
         """Header prediction: the two segments a bulk transfer is made of, in a few steps.
 
@@ -780,10 +792,9 @@ class Connection:
         timestamps that pass PAWS, no SACK blocks and an ACK of nothing new
         or of new data is the next in-order data (a bulk receiver's, and with
         a new ACK a request's or a response's) or a pure ACK of new data (a
-        bulk sender's). A changed window is then a window update, never a
-        duplicate ACK.
-        For those every check of RFC 9293 §3.10.7.4 has a known outcome, so
-        the steps that do something are run directly. False (and nothing
+        bulk sender's); a changed window is then a window update, never a
+        duplicate ACK. For those every check of RFC 9293 §3.10.7.4 has a known
+        outcome, so the steps that do something are run directly. False (and nothing
         changed) for any other segment, which takes the full path; the result
         is the same either way (tests/unit/test_core_prediction.py), only
         cheaper here. Counted as ``predicted_data`` / ``predicted_acks``.
@@ -828,10 +839,7 @@ class Connection:
             if acked == 0:
                 return False                     # a duplicate ACK or a window update
             counters["predicted_acks"] = counters.get("predicted_acks", 0) + 1
-        self._last_rcv = now
-        if self._t_keepalive is not None:
-            self._ka_probes = 0
-            self._t_keepalive = now + self.options.keepalive[0]  # type: ignore[index]
+        self._heard_from_peer(now)
         if ts is not None and (_sub(self._last_ack_sent, seq) & _MASK) < _HALF:
             self._ts_recent = ts[0]              # RFC 7323 §4.3 (R3)
             self._ts_recent_time = now
@@ -856,8 +864,7 @@ class Connection:
         if n:
             self._append_in_order(payload, 0, n, now)     # §3.10.7.4 seventh
         self._output(now)
-        if self._ack_pending and self._t_delack is None and self.state is not CLOSED:
-            self._t_delack = now + self._cfg.delayed_ack
+        self._arm_delayed_ack(now)
         return True
 
     def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
@@ -991,10 +998,7 @@ class Connection:
             self._send_ack(now)
             self._drop(seg, "unacceptable-seq", now)
             return
-        self._last_rcv = now
-        if self._t_keepalive is not None:
-            self._ka_probes = 0
-            self._t_keepalive = now + self.options.keepalive[0]  # type: ignore[index]
+        self._heard_from_peer(now)
 
         # RFC 7323 §4.3 (R3): remember TS.Recent from the segment that is in order.
         if ts is not None and _sdist(ts[0], self._ts_recent) >= 0 and seq <= self._last_ack_sent:
@@ -1060,8 +1064,7 @@ class Connection:
         if payload or flags & FIN:
             self._text_and_fin(seg, seq, now)
         self._output(now)
-        if self._ack_pending and self._t_delack is None and self.state is not CLOSED:
-            self._t_delack = now + self._cfg.delayed_ack
+        self._arm_delayed_ack(now)
 
     def _on_rst(self, now: float) -> None:
         """§3.10.7.4 second check, an acceptable RST, per state."""
