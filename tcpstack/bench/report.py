@@ -117,6 +117,9 @@ def markdown(report: dict[str, Any]) -> str:
     if notes.get("stack_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["stack_retransmits"].items())
         lines += [f"- tcpstack retransmitted segments per run: {rtx}"]
+    if notes.get("kernel_sender_retransmits"):
+        rtx = ", ".join(f"{k}: {v}" for k, v in notes["kernel_sender_retransmits"].items())
+        lines += [f"- segments the kernel resent while sending to tcpstack, per run: {rtx}"]
     if report.get("errors"):
         lines.append("")
     for error in report.get("errors", []):

@@ -94,7 +94,12 @@ class BenchNetwork:
 
     def kernel_timeouts(self, namespaces: tuple[str, ...]) -> int:
         """Retransmission timeouts (TcpExt TCPTimeouts) so far in these namespaces."""
-        return sum(ns.run_in_netns(name, _tcp_ext_counter, "TCPTimeouts")
+        return sum(ns.run_in_netns(name, _tcp_counter, "TcpExt", "TCPTimeouts")
+                   for name in namespaces)
+
+    def kernel_retransmitted_segments(self, namespaces: tuple[str, ...]) -> int:
+        """Segments the kernel resent (Tcp RetransSegs) so far in these namespaces."""
+        return sum(ns.run_in_netns(name, _tcp_counter, "Tcp", "RetransSegs")
                    for name in namespaces)
 
     # -- kernel-side loss ----------------------------------------------------------
@@ -152,11 +157,13 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def _tcp_ext_counter(name: str) -> int:
-    """One TcpExt counter of the calling thread's namespace (/proc/net/netstat)."""
-    lines = _read_text("/proc/thread-self/net/netstat").splitlines()
+def _tcp_counter(table: str, name: str) -> int:
+    """One counter of the calling thread's namespace: ``table`` "TcpExt"
+    (/proc/net/netstat) or "Tcp" (/proc/net/snmp)."""
+    path = "/proc/thread-self/net/" + ("netstat" if table == "TcpExt" else "snmp")
+    lines = _read_text(path).splitlines()
     for header, values in zip(lines[::2], lines[1::2], strict=False):
-        if header.startswith("TcpExt:"):
+        if header.startswith(table + ":"):
             fields = dict(zip(header.split()[1:], values.split()[1:], strict=True))
             return int(fields.get(name, 0))
     return 0

@@ -54,7 +54,8 @@ class Bench:
         self.workload = ""                       # the one running, for the notes
         self.notes: dict[str, Any] = {"offload": {}, "offload_notes": {},
                                       "kernel_loss_dropped": {}, "stack_retransmits": {},
-                                      "stack_timeouts": {}, "kernel_timeouts": {}}
+                                      "stack_timeouts": {}, "kernel_timeouts": {},
+                                      "kernel_sender_retransmits": {}}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -124,6 +125,11 @@ class Bench:
         kernel_nss = ((self.net.client_ns, self.net.server_ns) if side == "kernel"
                       else (self.net.tun_ns,))
         timeouts_before = self.net.kernel_timeouts(kernel_nss) if loss else 0
+        # The kernel sending to tcpstack: what it resent (on a TUN whose queue
+        # overflows these are losses that tcpstack's own counters never see).
+        kernel_sends = side == "tcpstack" and direction == "recv" and not profile
+        resent_before = (self.net.kernel_retransmitted_segments(kernel_nss)
+                         if kernel_sends else 0)
         if side == "kernel" and loss:
             self.net.set_kernel_loss(loss)
         try:
@@ -137,6 +143,9 @@ class Bench:
         finally:
             if side == "kernel" and loss:
                 self.net.clear_kernel_loss()
+        if kernel_sends:
+            self.notes["kernel_sender_retransmits"].setdefault(key, []).append(
+                self.net.kernel_retransmitted_segments(kernel_nss) - resent_before)
         if side == "tcpstack" and not profile:
             self.notes["stack_retransmits"].setdefault(key, []).append(
                 client_result.get("retransmits", 0))

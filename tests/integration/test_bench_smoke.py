@@ -87,6 +87,13 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
     dropped = report["notes"]["kernel_loss_dropped"]
     assert set(dropped) == {"loss1-send", "loss1-recv", "loss5-send", "loss5-recv"}
     assert all(len(runs) == 2 for runs in dropped.values())
+    # What the kernel resent while sending to tcpstack (its losses on the TUN
+    # are invisible to tcpstack's own counters); with loss it must resend.
+    resent = report["notes"]["kernel_sender_retransmits"]
+    assert set(resent) == {"bulk-recv", "loss1-recv", "loss5-recv"}
+    assert all(len(runs) == 2 and min(runs) >= 0 for runs in resent.values())
+    assert sum(resent["loss5-recv"]) > 0
+    assert "segments the kernel resent while sending to tcpstack" in result.stdout
 
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table[0].startswith("| workload | unit | tcpstack | kernel")
