@@ -11,9 +11,8 @@ Application calls between wake-ups (``close``, reads that reopen the
 window...) only ``kick()`` the driver, which runs one such service pass on the
 next loop iteration; a ``write`` runs the pass at once (``service_now()``),
 so the data leaves before the writer awaits anything, as a socket's ``send``
-would. A kick from inside a pass (an owner
-reacting) needs no pass of its own: the running one writes and re-arms after
-the owners are done.
+would. A kick from inside a pass (an owner reacting) needs no pass of its
+own: the running one writes and re-arms after the owners are done.
 """
 
 from __future__ import annotations
@@ -183,7 +182,7 @@ class StackDriver:
         finally:
             self._in_pass = False
         if not settled and self._kick_in_pass:
-            self.kick()                 # changes may be left: the pass asked for takes them
+            self.kick()                 # changes may be left: a new pass takes them
         self._flush()
         self._arm_timer()
 
