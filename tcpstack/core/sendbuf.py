@@ -1,45 +1,134 @@
 """The send queue: bytes from SND.UNA (acknowledged bytes are dropped at the front).
 
-``bytearray`` deletion at the front is amortised O(1) in CPython, so
-consuming acknowledged data does not move the rest of the buffer.
+The queue is a list of the caller's own chunks, not one flat buffer. An
+immutable chunk (``bytes``, or a read-only view of ``bytes``) is kept by
+reference — a 1 MiB write costs no copy — and the only copy of the data is
+the one ``peek`` makes of each segment. Anything mutable is copied once on
+the way in, since the caller may reuse it as soon as ``append`` returns.
+Small writes are gathered into one ``bytearray`` chunk so that a stream of
+tiny writes does not become a long list.
+
+(A flat ``bytearray`` copied every write in, and with bytes consumed at the
+front and appended at the back it reallocated and moved the whole 4 MiB queue
+every few hundred KB.)
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
+Chunk = bytes | bytearray | memoryview
+
+GATHER_BELOW = 4096       # writes shorter than this are gathered into one chunk
+GATHER_LIMIT = 65536      # ... until it holds this much
+_COMPACT_AFTER = 64       # consumed chunks kept before the lists are compacted
+
 
 class SendBuffer:
-    __slots__ = ("_buf", "capacity")
+    __slots__ = ("_chunks", "_first", "_front", "_len", "_starts", "capacity")
 
     def __init__(self, capacity: int) -> None:
-        self._buf = bytearray()
         self.capacity = capacity
+        self._chunks: list[Chunk] = []
+        self._starts: list[int] = []     # stream offset of each chunk's first byte
+        self._first = 0                  # index of the chunk holding the front
+        self._front = 0                  # stream offset of the front (bytes consumed)
+        self._len = 0
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._len
 
     def space(self) -> int:
-        return max(0, self.capacity - len(self._buf))
+        return max(0, self.capacity - self._len)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
-        room = self.capacity - len(self._buf)
+        room = self.capacity - self._len
         if room <= 0:
             return 0
-        n = len(data)
+        chunk = _immutable(data)
+        n = len(chunk)
+        if not n:
+            return 0
         if n > room:
-            self._buf += memoryview(data)[:room]
-            return room
-        self._buf += data
+            chunk = memoryview(chunk)[:room]
+            n = room
+        chunks = self._chunks
+        end = self._front + self._len
+        if n < GATHER_BELOW:
+            last = chunks[-1] if len(chunks) > self._first else None
+            if type(last) is bytearray and len(last) < GATHER_LIMIT:
+                last += chunk
+            else:
+                chunks.append(bytearray(chunk))
+                self._starts.append(end)
+        else:
+            chunks.append(chunk)
+            self._starts.append(end)
+        self._len += n
         return n
 
     def peek(self, offset: int, size: int) -> bytes:
         """A copy of ``size`` bytes starting ``offset`` bytes after SND.UNA."""
-        with memoryview(self._buf) as view:
-            return view[offset:offset + size].tobytes()
+        if size <= 0:
+            return b""
+        chunks = self._chunks
+        starts = self._starts
+        pos = self._front + offset
+        i = bisect_right(starts, pos, self._first) - 1
+        chunk = chunks[i]
+        start = pos - starts[i]
+        stop = start + size
+        if stop <= len(chunk):
+            if type(chunk) is bytes:
+                return chunk[start:stop]
+            with memoryview(chunk) as view:
+                return view[start:stop].tobytes()
+        parts = [memoryview(chunk)[start:]]
+        left = stop - len(chunk)
+        while left > 0:
+            i += 1
+            chunk = chunks[i]
+            parts.append(memoryview(chunk)[:left])
+            left -= len(chunk)
+        data = b"".join(parts)
+        for part in parts:
+            part.release()
+        return data
 
     def consume(self, size: int) -> None:
         """Drop ``size`` acknowledged bytes from the front."""
-        del self._buf[:size]
+        if size >= self._len:
+            self.clear()
+            return
+        self._front += size
+        self._len -= size
+        front = self._front
+        starts = self._starts
+        first = self._first
+        last = len(starts) - 1
+        while first < last and starts[first + 1] <= front:
+            self._chunks[first] = b""    # let go of the caller's memory now
+            first += 1
+        if first >= _COMPACT_AFTER and first * 2 >= len(starts):
+            del self._chunks[:first]
+            del starts[:first]
+            first = 0
+        self._first = first
 
     def clear(self) -> None:
-        self._buf.clear()
+        self._front += self._len
+        self._len = 0
+        self._chunks.clear()
+        self._starts.clear()
+        self._first = 0
+
+
+def _immutable(data: bytes | bytearray | memoryview) -> Chunk:
+    """``data`` itself when nobody can change it afterwards, else a copy (as bytes)."""
+    if type(data) is bytes:
+        return data
+    if (type(data) is memoryview and data.readonly and type(data.obj) is bytes
+            and data.c_contiguous):
+        return data if data.format == "B" else data.cast("B")
+    return bytes(data)

@@ -66,3 +66,63 @@ def test_send_buffer_accepts_up_to_capacity_and_consumes_from_the_front():
     assert b.peek(2, 4) == b"2345"
     b.consume(4)
     assert b.peek(0, 3) == b"456" and b.space() == 4
+
+
+def test_send_buffer_keeps_immutable_writes_and_copies_mutable_ones():
+    b = SendBuffer(1 << 20)
+    mutable = bytearray(b"x" * 5000)
+    b.append(mutable)
+    mutable[:] = b"y" * 5000               # the caller reuses its buffer
+    view = memoryview(bytearray(b"z" * 5000))
+    b.append(view)
+    view[:] = b"w" * 5000
+    assert b.peek(0, 10_000) == b"x" * 5000 + b"z" * 5000
+    big = bytes(range(256)) * 64
+    b.append(big)
+    assert b.peek(10_000, len(big)) == big
+
+
+def test_send_buffer_takes_views_of_any_format_as_raw_bytes():
+    import array
+
+    words = array.array("I", [1, 2, 3])
+    b = SendBuffer(100)
+    assert b.append(memoryview(words)) == 12
+    assert b.append(memoryview(words.tobytes()).cast("I")) == 12
+    assert b.peek(0, 24) == words.tobytes() * 2
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 9000),
+                  st.sampled_from(["bytes", "view", "mutable"])),
+        st.tuples(st.just("consume"), st.integers(0, 12000), st.just("")),
+        st.tuples(st.just("peek"), st.integers(0, 12000), st.integers(0, 9000)),
+    ),
+    max_size=60,
+)
+
+
+@given(capacity=st.integers(1, 40000), ops=_OPS)
+def test_send_buffer_behaves_as_one_flat_byte_queue(capacity, ops):
+    """Chunks, gathering and compaction never show: the same bytes as a flat queue."""
+    b = SendBuffer(capacity)
+    model = bytearray()
+    counter = 0
+    for op, x, y in ops:
+        if op == "append":
+            data = bytes((counter + i) % 251 for i in range(x))
+            counter += x
+            arg = {"bytes": data, "view": memoryview(data)[0:], "mutable": bytearray(data)}[y]
+            taken = b.append(arg)
+            assert taken == min(x, max(0, capacity - len(model)))
+            model += data[:taken]
+        elif op == "consume":
+            n = min(x, len(model))
+            b.consume(n)
+            del model[:n]
+        else:
+            off = min(x, len(model))
+            size = min(y, len(model) - off)
+            assert b.peek(off, size) == model[off:off + size]
+        assert len(b) == len(model) and b.space() == max(0, capacity - len(model))
