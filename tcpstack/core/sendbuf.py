@@ -2,11 +2,13 @@
 
 The queue is a list of the caller's own chunks, not one flat buffer. An
 immutable chunk (``bytes``, or a read-only view of ``bytes``) is kept by
-reference — a 1 MiB write costs no copy — and the only copy of the data is
-the one ``peek`` makes of each segment. Anything mutable is copied once on
-the way in, since the caller may reuse it as soon as ``append`` returns.
-Small writes are gathered into one ``bytearray`` chunk so that a stream of
-tiny writes does not become a long list.
+reference — a 1 MiB write costs no copy — and ``peek`` hands out a read-only
+view of it, so a segment's payload reaches the link (``os.writev``) without
+ever being copied in Python. Anything mutable is copied once on the way in,
+since the caller may reuse it as soon as ``append`` returns. Small writes are
+gathered into one ``bytearray`` chunk so that a stream of tiny writes does
+not become a long list; a segment from that chunk, or one spanning two
+chunks, is a copy.
 
 (A flat ``bytearray`` copied every write in, and with bytes consumed at the
 front and appended at the back it reallocated and moved the whole 4 MiB queue
@@ -22,6 +24,7 @@ Chunk = bytes | bytearray | memoryview
 GATHER_BELOW = 4096       # writes shorter than this are gathered into one chunk
 GATHER_LIMIT = 65536      # ... until it holds this much
 _COMPACT_AFTER = 64       # consumed chunks kept before the lists are compacted
+_VIEW_FROM = 512          # a shorter piece of a bytes chunk is copied: cheaper than a view
 
 
 class SendBuffer:
@@ -68,8 +71,13 @@ class SendBuffer:
         self._len += n
         return n
 
-    def peek(self, offset: int, size: int) -> bytes:
-        """A copy of ``size`` bytes starting ``offset`` bytes after SND.UNA."""
+    def peek(self, offset: int, size: int) -> bytes | memoryview:
+        """``size`` bytes starting ``offset`` bytes after SND.UNA: a read-only
+        view when they lie in one immutable chunk, else a copy (``bytes``).
+
+        Nobody can change either afterwards; a view keeps only its own chunk
+        alive.
+        """
         if size <= 0:
             return b""
         chunks = self._chunks
@@ -80,8 +88,10 @@ class SendBuffer:
         start = pos - starts[i]
         stop = start + size
         if stop <= len(chunk):
-            if type(chunk) is bytes:
+            if type(chunk) is memoryview:
                 return chunk[start:stop]
+            if type(chunk) is bytes:
+                return memoryview(chunk)[start:stop] if size > _VIEW_FROM else chunk[start:stop]
             with memoryview(chunk) as view:
                 return view[start:stop].tobytes()
         parts = [memoryview(chunk)[start:]]

@@ -55,7 +55,9 @@ class TcpSegment:
     """One TCP segment. ``seq``/``ack`` are the raw 32-bit wire values.
 
     ``window`` is the raw 16-bit field (not scaled). ``payload`` may be longer
-    than the MSS when it is a TSO super-segment for an offloading link.
+    than the MSS when it is a TSO super-segment for an offloading link. A
+    segment tcpstack sends may carry a read-only ``memoryview`` of the
+    application's own bytes (no copy); a parsed segment carries ``bytes``.
     """
 
     src_port: int
@@ -66,7 +68,7 @@ class TcpSegment:
     window: int
     urgent: int = 0
     options: TcpOptions = NO_OPTIONS
-    payload: bytes = b""
+    payload: bytes | memoryview = b""
 
     @property
     def seg_len(self) -> int:
