@@ -163,8 +163,11 @@ class Stack:
             self.link = link
             if self.offload_note is None:
                 self.offload_note = getattr(link, "offload_note", None)
-            if self._fault is None and getattr(link, "offload", False) and getattr(
-                    link, "tso", False) and not self.config.tso_max:
+            if self._fault is None and not self.config.tso_max and (
+                    getattr(link, "tso", False) or self.network is not None):
+                # Super-segments from the core: the TUN cuts them (TSO) or,
+                # without offloads, the driver does (GSO, as Linux for a device
+                # without TSO). Fault injection keeps wire-sized segments.
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)

@@ -55,7 +55,8 @@ class Bench:
         self.notes: dict[str, Any] = {"offload": {}, "offload_notes": {},
                                       "kernel_loss_dropped": {}, "stack_retransmits": {},
                                       "stack_timeouts": {}, "kernel_timeouts": {},
-                                      "kernel_sender_retransmits": {}}
+                                      "kernel_sender_retransmits": {},
+                                      "stack_counters": {}}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -149,6 +150,9 @@ class Bench:
         if side == "tcpstack" and not profile:
             self.notes["stack_retransmits"].setdefault(key, []).append(
                 client_result.get("retransmits", 0))
+            # Segments in and out, predicted, coalesced...: JSON only.
+            self.notes["stack_counters"].setdefault(key, []).append(
+                client_result.get("counters", {}))
             if loss:
                 # The retransmission timer that matters is the sender's: for
                 # kernel -> stack that is the kernel peer's, not tcpstack's.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.wire.errors import WireError
-from tcpstack.wire.packet import build_packet, packet_headers, parse_packet
+from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 from tcpstack.wire.tcp import ACK
 
 if TYPE_CHECKING:
@@ -240,13 +240,29 @@ class StackDriver:
         send = self.link.send
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
+        lookup = self.core.connection
+        sent = 0
         for src, dst, seg in output:
             self._ident = (self._ident + 1) & 0xFFFF
+            if len(seg.payload) > MIN_MSS:
+                mss = self._mss_of(lookup((src, seg.src_port), (dst, seg.dst_port)))
+                if len(seg.payload) > mss:
+                    # A super-segment, on a link without TSO: cut here (GSO).
+                    packets = segment_packets(src, dst, seg, mss, self._ident)
+                    self._ident = (self._ident + len(packets) - 1) & 0xFFFF
+                    for packet in packets:
+                        if pcap is not None:
+                            pcap.write(packet, stamp)
+                        send(packet)
+                    sent += len(packets)
+                    self.counters["gso_segmented"] += 1
+                    continue
             packet = build_packet(src, dst, seg, ident=self._ident)
             if pcap is not None:
                 pcap.write(packet, stamp)
             send(packet)
-        self.counters["link_tx_packets"] += len(output)
+            sent += 1
+        self.counters["link_tx_packets"] += sent
 
     def _flush_offload(self, output: list[Any]) -> None:
         """Write with checksum offload: headers and payload as separate pieces

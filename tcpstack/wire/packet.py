@@ -211,3 +211,37 @@ def build_packet(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int =
     except _REFUSED:
         return b"".join((_headers_general(src, dst, seg, ident, ttl, checksum, offload),
                          seg.payload))
+
+
+# Software segmentation (GSO): what a TSO device does, for a link without it.
+_LAST_ONLY = tcp.FIN | tcp.PSH      # Linux tcp_gso_segment(): on the last piece only
+_FIRST_ONLY = tcp.CWR               # ... and CWR on the first only (RFC 3168 §6.1.2)
+
+
+def segment_packets(src: str, dst: str, seg: TcpSegment, mss: int, ident: int = 0,
+                    ttl: int = 64) -> list[bytes]:
+    """The packets a TSO device would make of the super-segment ``seg``.
+
+    Payload cut into ``mss``-byte pieces (the last may be shorter), sequence
+    numbers advanced, IP identifications ``ident``, ``ident + 1``, ...; every
+    piece keeps the options (timestamps); FIN and PSH only on the last piece,
+    CWR only on the first. Each packet carries both checksums.
+    """
+    payload = seg.payload
+    size = len(payload)
+    if size <= mss:
+        return [build_packet(src, dst, seg, ident, ttl)]
+    src_port, dst_port, ack = seg.src_port, seg.dst_port, seg.ack
+    window, urgent, options = seg.window, seg.urgent, seg.options
+    flags = seg.flags & ~_LAST_ONLY
+    last = size - mss
+    packets = []
+    for offset in range(0, size, mss):
+        piece_flags = seg.flags if offset >= last else flags
+        if offset:
+            piece_flags &= ~_FIRST_ONLY
+        piece = new_segment(src_port, dst_port, (seg.seq + offset) & 0xFFFFFFFF, ack,
+                            piece_flags, window, urgent, options,
+                            payload[offset:offset + mss])
+        packets.append(build_packet(src, dst, piece, (ident + len(packets)) & 0xFFFF, ttl))
+    return packets
