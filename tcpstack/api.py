@@ -174,7 +174,8 @@ class Stack:
             self._pcap = self._open_pcap()
             self.core = CoreStack(local_addr=self.addr, config=self.config, tracer=self.tracer)
             self.driver = StackDriver(self.core, link, self.addr, pcap=self._pcap,
-                                      tracer=self.tracer, clock=loop.time)
+                                      tracer=self.tracer, clock=loop.time,
+                                      coalesce=self._fault is None)
             self.driver.start()
         except BaseException:
             await self._release()

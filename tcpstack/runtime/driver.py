@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 from tcpstack.wire.tcp import ACK
@@ -50,7 +51,7 @@ class StackDriver:
 
     def __init__(self, core: CoreStack, link: Link, local_addr: str, *,
                  pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, coalesce: bool = False) -> None:
         self.core = core
         self.link = link
         self.local_addr = local_addr
@@ -77,6 +78,10 @@ class StackDriver:
         # and it can tell whether a packet is waiting without a read.
         self._recv_checked = getattr(link, "recv_view", None)
         self._readable: Callable[[], bool] | None = getattr(link, "readable", None)
+        # Software GRO: consecutive data segments read in one wake-up reach
+        # the core as one (off where wire-sized segments matter: fault injection).
+        self._gro = ReceiveCoalescer(core.receive) if coalesce else None
+        self._receive = self._gro.add if self._gro is not None else core.receive
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -187,6 +192,15 @@ class StackDriver:
         self._arm_timer()
 
     def _drain_link(self, now: float) -> None:
+        self._read_link(now)
+        gro = self._gro
+        if gro is not None:
+            gro.flush()
+            if gro.merged:
+                self.counters["gro_merged"] += gro.merged
+                gro.merged = 0
+
+    def _read_link(self, now: float) -> None:
         recv_checked = self._recv_checked
         if recv_checked is not None:
             got = recv_checked()
@@ -226,7 +240,7 @@ class StackDriver:
         if ip.dst != self.local_addr:
             self.counters["drop_not_for_us"] += 1
             return
-        self.core.receive(ip.src, ip.dst, seg, now)
+        self._receive(ip.src, ip.dst, seg, now)
 
     def _flush(self) -> None:
         output = self.core.take_output()
