@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tcpstack.core.bytequeue import ByteQueue
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.congestion import make_congestion_control
 from tcpstack.core.errors import (
@@ -40,7 +41,6 @@ from tcpstack.core.events import (
 from tcpstack.core.reassembly import Reassembly
 from tcpstack.core.rtt import RttEstimator
 from tcpstack.core.sack import DUP_THRESH, SackScoreboard, SentLog
-from tcpstack.core.sendbuf import SendBuffer
 from tcpstack.core.state import State
 from tcpstack.seq import Seq, wire_seq
 from tcpstack.wire.tcp import (
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionOptions"]
 
 _MASK = 0xFFFFFFFF
+_UNBOUNDED = 1 << 62
 _HALF = 1 << 31
 
 DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer sends no MSS
@@ -146,7 +147,7 @@ class Connection:
         self.snd_wl1 = Seq(0)
         self.snd_wl2 = Seq(0)
         self.max_snd_wnd = 0             # RFC 5961 §5.2 MAX.SND.WND
-        self._sndbuf = SendBuffer(opts.send_buffer)
+        self._sndbuf = ByteQueue(opts.send_buffer)
         self._buf_seq = Seq(iss + 1)     # sequence number of the first byte in _sndbuf
         self._fin_seq: Seq | None = None  # our FIN's sequence number once queued
 
@@ -155,7 +156,7 @@ class Connection:
         self.rcv_nxt = Seq(0)
         self._rcv_adv = Seq(0)           # right edge advertised: RCV.NXT + RCV.WND
         self._rcv_cap = opts.recv_buffer
-        self._rcvbuf = bytearray()
+        self._rcvbuf = ByteQueue(_UNBOUNDED)    # the window bounds it, not the queue
         self._ooo = Reassembly(cfg.max_ooo_segments)
         self._rcv_off = 0                # stream offset of rcv_nxt (payload bytes in order)
         self._fin_rcv_off: int | None = None  # peer FIN beyond a hole (stream offset)
@@ -268,15 +269,9 @@ class Connection:
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RFC 9293 §3.10.3 RECEIVE: up to ``max_bytes`` buffered bytes (b"" if none)."""
-        buf = self._rcvbuf
         if not self._readable():
             return b""
-        if max_bytes >= len(buf):
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:max_bytes])
-            del buf[:max_bytes]
+        data = self._rcvbuf.take(max_bytes)
         self._maybe_window_update(now)
         return data
 
@@ -285,18 +280,9 @@ class Connection:
 
         One copy, from the receive buffer straight into the caller's memory.
         """
-        buf = self._rcvbuf
         if not self._readable():
             return 0
-        n = len(buffer)
-        if n >= len(buf):
-            n = len(buf)
-            buffer[:n] = buf
-            buf.clear()
-        else:
-            with memoryview(buf) as held:
-                buffer[:n] = held[:n]
-            del buf[:n]
+        n = self._rcvbuf.take_into(buffer)
         self._maybe_window_update(now)
         return n
 
@@ -1530,11 +1516,12 @@ class Connection:
             # Eighth step: remain in the state (a retransmitted FIN); ACK it.
             self._ack_now = True
 
-    def _append_in_order(self, payload: bytes, start: int, end: int, now: float) -> None:
+    def _append_in_order(self, payload: bytes | memoryview, start: int, end: int,
+                         now: float) -> None:
         if start == 0 and end == len(payload):
-            self._rcvbuf += payload
+            self._rcvbuf.append(payload)
         else:
-            self._rcvbuf += memoryview(payload)[start:end]
+            self._rcvbuf.append(memoryview(payload)[start:end])
         got = end - start
         if got > self._rcv_mss and got <= self._adv_mss:
             self._rcv_mss = got
@@ -1545,7 +1532,7 @@ class Connection:
                 more = self._ooo.pop_ready(self._rcv_off)
                 if more is None:
                     break
-                self._rcvbuf += more
+                self._rcvbuf.append(more)
                 self._rcv_off += len(more)
                 got += len(more)
         else:

@@ -89,7 +89,7 @@ def _parse_plain(buf: bytes | memoryview,
     else:
         options = parse_options(buf, _PLAIN_LENGTH, header_end)
     payload = buf[header_end:total]
-    if type(payload) is not bytes:
+    if type(payload) is not bytes and (type(payload) is not memoryview or not payload.readonly):
         payload = bytes(payload)
     return (new_header(addr_text(src), addr_text(dst), PROTO_TCP, ttl, ident, tos,
                        (frag & _DF) != 0, total, 20),
@@ -104,6 +104,9 @@ def parse_packet(buf: bytes | memoryview,
     offload hands over segments whose checksum is partial); the IPv4 header
     checksum is always checked. Whatever the bytes, the only exceptions are
     ``WireError`` subclasses.
+
+    The payload is ``bytes`` — or, when ``buf`` is a read-only memoryview
+    (its owner promises the bytes never change), a view of it: no copy.
     """
     try:
         if len(buf) >= _PLAIN_LENGTH and buf[0] == 0x45:

@@ -57,7 +57,8 @@ class TcpSegment:
     ``window`` is the raw 16-bit field (not scaled). ``payload`` may be longer
     than the MSS when it is a TSO super-segment for an offloading link. A
     segment tcpstack sends may carry a read-only ``memoryview`` of the
-    application's own bytes (no copy); a parsed segment carries ``bytes``.
+    application's own bytes, and one read from the TUN a view of the packet
+    it came in (no copy either way); otherwise it is ``bytes``.
     """
 
     src_port: int

@@ -1,12 +1,14 @@
-"""The out-of-order queue and the send queue."""
+"""The out-of-order queue and the byte queue (send and receive queues)."""
 
 from __future__ import annotations
+
+import array
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tcpstack.core.bytequeue import ByteQueue
 from tcpstack.core.reassembly import Reassembly
-from tcpstack.core.sendbuf import SendBuffer
 
 STREAM = bytes(range(256)) * 8
 
@@ -59,7 +61,7 @@ def test_reassembly_yields_the_stream_in_any_arrival_order(pieces):
 
 
 def test_send_buffer_accepts_up_to_capacity_and_consumes_from_the_front():
-    b = SendBuffer(10)
+    b = ByteQueue(10)
     assert b.append(b"0123456") == 7
     assert b.append(memoryview(b"789abc")) == 3
     assert b.space() == 0 and len(b) == 10
@@ -69,7 +71,7 @@ def test_send_buffer_accepts_up_to_capacity_and_consumes_from_the_front():
 
 
 def test_send_buffer_keeps_immutable_writes_and_copies_mutable_ones():
-    b = SendBuffer(1 << 20)
+    b = ByteQueue(1 << 20)
     mutable = bytearray(b"x" * 5000)
     b.append(mutable)
     mutable[:] = b"y" * 5000               # the caller reuses its buffer
@@ -83,10 +85,8 @@ def test_send_buffer_keeps_immutable_writes_and_copies_mutable_ones():
 
 
 def test_send_buffer_takes_views_of_any_format_as_raw_bytes():
-    import array
-
     words = array.array("I", [1, 2, 3])
-    b = SendBuffer(100)
+    b = ByteQueue(100)
     assert b.append(memoryview(words)) == 12
     assert b.append(memoryview(words.tobytes()).cast("I")) == 12
     assert b.peek(0, 24) == words.tobytes() * 2
@@ -98,15 +98,17 @@ _OPS = st.lists(
                   st.sampled_from(["bytes", "view", "mutable"])),
         st.tuples(st.just("consume"), st.integers(0, 12000), st.just("")),
         st.tuples(st.just("peek"), st.integers(0, 12000), st.integers(0, 9000)),
+        st.tuples(st.just("take"), st.integers(0, 12000), st.just("")),
+        st.tuples(st.just("take_into"), st.integers(0, 12000), st.sampled_from(["B", "I"])),
     ),
     max_size=60,
 )
 
 
 @given(capacity=st.integers(1, 40000), ops=_OPS)
-def test_send_buffer_behaves_as_one_flat_byte_queue(capacity, ops):
+def test_byte_queue_behaves_as_one_flat_byte_string(capacity, ops):
     """Chunks, gathering and compaction never show: the same bytes as a flat queue."""
-    b = SendBuffer(capacity)
+    b = ByteQueue(capacity)
     model = bytearray()
     counter = 0
     for op, x, y in ops:
@@ -120,6 +122,15 @@ def test_send_buffer_behaves_as_one_flat_byte_queue(capacity, ops):
         elif op == "consume":
             n = min(x, len(model))
             b.consume(n)
+            del model[:n]
+        elif op == "take":
+            assert b.take(x) == model[:x]
+            del model[:x]
+        elif op == "take_into":
+            out = bytearray(x) if y == "B" else array.array("I", bytes(x - x % 4))
+            n = b.take_into(out)
+            assert n == min(len(out) * (4 if y == "I" else 1), len(model))
+            assert bytes(out)[:n] == model[:n]
             del model[:n]
         else:
             off = min(x, len(model))

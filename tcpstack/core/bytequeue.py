@@ -1,17 +1,19 @@
-"""The send queue: bytes from SND.UNA (acknowledged bytes are dropped at the front).
+"""A byte queue that keeps other people's bytes instead of copying them: the
+send queue (bytes from SND.UNA) and the receive queue (bytes not yet read).
 
-The queue is a list of the caller's own chunks, not one flat buffer. An
-immutable chunk (``bytes``, or a read-only view of ``bytes``) is kept by
-reference — a 1 MiB write costs no copy — and ``peek`` hands out a read-only
-view of it, so a segment's payload reaches the link (``os.writev``) without
-ever being copied in Python. Anything mutable is copied once on the way in,
-since the caller may reuse it as soon as ``append`` returns. Small writes are
-gathered into one ``bytearray`` chunk so that a stream of tiny writes does
-not become a long list; a segment from that chunk, or one spanning two
-chunks, is a copy.
+The queue is a list of chunks, not one flat buffer. An immutable chunk
+(``bytes``, or a read-only view of ``bytes``) is kept by reference: a 1 MiB
+write costs no copy, and neither does a 64 KB segment read from the TUN. On
+the way out ``peek`` hands out a read-only view of it, so a segment's payload
+reaches the link (``os.writev``) without a copy in Python, and ``take_into``
+copies straight into the reader's memory — the one copy a socket makes.
+Anything mutable is copied once on the way in, since its owner may reuse it
+as soon as ``append`` returns. Pieces under ``GATHER_BELOW`` bytes are
+gathered into one ``bytearray`` chunk, so a stream of small writes or
+segments does not become a long list.
 
-(A flat ``bytearray`` copied every write in, and with bytes consumed at the
-front and appended at the back it reallocated and moved the whole 4 MiB queue
+(A flat ``bytearray`` copied every chunk in and, with bytes consumed at the
+front and appended at the back, reallocated and moved the whole 4 MiB queue
 every few hundred KB.)
 """
 
@@ -21,13 +23,16 @@ from bisect import bisect_right
 
 Chunk = bytes | bytearray | memoryview
 
-GATHER_BELOW = 4096       # writes shorter than this are gathered into one chunk
+GATHER_BELOW = 4096       # pieces shorter than this are gathered into one chunk
 GATHER_LIMIT = 65536      # ... until it holds this much
 _COMPACT_AFTER = 64       # consumed chunks kept before the lists are compacted
 _VIEW_FROM = 512          # a shorter piece of a bytes chunk is copied: cheaper than a view
 
 
-class SendBuffer:
+class ByteQueue:
+    """Bytes appended at the back, read anywhere (``peek``), dropped or taken
+    from the front. ``capacity`` bounds what ``append`` accepts."""
+
     __slots__ = ("_chunks", "_first", "_front", "_len", "_starts", "capacity")
 
     def __init__(self, capacity: int) -> None:
@@ -41,6 +46,9 @@ class SendBuffer:
     def __len__(self) -> int:
         return self._len
 
+    def __bool__(self) -> bool:
+        return self._len > 0
+
     def space(self) -> int:
         return max(0, self.capacity - self._len)
 
@@ -49,30 +57,31 @@ class SendBuffer:
         room = self.capacity - self._len
         if room <= 0:
             return 0
-        chunk = _immutable(data)
-        n = len(chunk)
+        n = data.nbytes if type(data) is memoryview else len(data)
         if not n:
             return 0
         if n > room:
-            chunk = memoryview(chunk)[:room]
+            view = memoryview(data)
+            if view.format != "B" or not view.c_contiguous:
+                view = memoryview(bytes(view))
+            data = view[:room]
             n = room
         chunks = self._chunks
-        end = self._front + self._len
         if n < GATHER_BELOW:
             last = chunks[-1] if len(chunks) > self._first else None
             if type(last) is bytearray and len(last) < GATHER_LIMIT:
-                last += chunk
+                last += data                    # the one copy
             else:
-                chunks.append(bytearray(chunk))
-                self._starts.append(end)
+                chunks.append(bytearray(data))
+                self._starts.append(self._front + self._len)
         else:
-            chunks.append(chunk)
-            self._starts.append(end)
+            chunks.append(_immutable(data))
+            self._starts.append(self._front + self._len)
         self._len += n
         return n
 
     def peek(self, offset: int, size: int) -> bytes | memoryview:
-        """``size`` bytes starting ``offset`` bytes after SND.UNA: a read-only
+        """``size`` bytes starting ``offset`` bytes after the front: a read-only
         view when they lie in one immutable chunk, else a copy (``bytes``).
 
         Nobody can change either afterwards; a view keeps only its own chunk
@@ -107,7 +116,7 @@ class SendBuffer:
         return data
 
     def consume(self, size: int) -> None:
-        """Drop ``size`` acknowledged bytes from the front."""
+        """Drop ``size`` bytes from the front."""
         if size >= self._len:
             self.clear()
             return
@@ -118,13 +127,43 @@ class SendBuffer:
         first = self._first
         last = len(starts) - 1
         while first < last and starts[first + 1] <= front:
-            self._chunks[first] = b""    # let go of the caller's memory now
+            self._chunks[first] = b""    # let go of the owner's memory now
             first += 1
         if first >= _COMPACT_AFTER and first * 2 >= len(starts):
             del self._chunks[:first]
             del starts[:first]
             first = 0
         self._first = first
+
+    def take(self, size: int) -> bytes:
+        """Remove and return up to ``size`` bytes from the front."""
+        size = min(size, self._len)
+        if size <= 0:
+            return b""
+        data = self.peek(0, size)
+        if type(data) is not bytes:
+            data = data.tobytes()
+        self.consume(size)
+        return data
+
+    def take_into(self, buffer: bytearray | memoryview) -> int:
+        """Move bytes from the front into ``buffer``; how many (one copy each)."""
+        with memoryview(buffer) as view, (
+                view if view.format == "B" else view.cast("B")) as out:
+            size = min(out.nbytes, self._len)
+            chunks = self._chunks
+            i = self._first
+            skip = self._front - self._starts[i] if size else 0
+            done = 0
+            while done < size:
+                chunk = chunks[i]
+                n = min(len(chunk) - skip, size - done)
+                out[done:done + n] = memoryview(chunk)[skip:skip + n]
+                done += n
+                skip = 0
+                i += 1
+        self.consume(size)
+        return size
 
     def clear(self) -> None:
         self._front += self._len
