@@ -62,6 +62,7 @@ __all__ = ["Connection", "ConnectionOptions"]
 
 _MASK = 0xFFFFFFFF
 _UNBOUNDED = 1 << 62
+_SEQ_ZERO = Seq(0)
 _HALF = 1 << 31
 
 DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer sends no MSS
@@ -139,22 +140,24 @@ class Connection:
         self.created = now
 
         # Send sequence variables (RFC 9293 §3.3.1).
-        self.iss = Seq(iss)
-        self.snd_una = Seq(iss)
-        self.snd_nxt = Seq(iss)
-        self.snd_max = Seq(iss)          # highest sequence sent + 1 (snd_nxt rewinds on RTO)
+        # Seq is immutable: one object may stand for several variables.
+        iss = Seq(iss)
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss               # highest sequence sent + 1 (snd_nxt rewinds on RTO)
         self.snd_wnd = 0
-        self.snd_wl1 = Seq(0)
-        self.snd_wl2 = Seq(0)
+        self.snd_wl1 = _SEQ_ZERO
+        self.snd_wl2 = _SEQ_ZERO
         self.max_snd_wnd = 0             # RFC 5961 §5.2 MAX.SND.WND
         self._sndbuf = ByteQueue(opts.send_buffer)
         self._buf_seq = Seq(iss + 1)     # sequence number of the first byte in _sndbuf
         self._fin_seq: Seq | None = None  # our FIN's sequence number once queued
 
         # Receive sequence variables.
-        self.irs = Seq(0)
-        self.rcv_nxt = Seq(0)
-        self._rcv_adv = Seq(0)           # right edge advertised: RCV.NXT + RCV.WND
+        self.irs = _SEQ_ZERO
+        self.rcv_nxt = _SEQ_ZERO
+        self._rcv_adv = _SEQ_ZERO        # right edge advertised: RCV.NXT + RCV.WND
         self._rcv_cap = opts.recv_buffer
         self._rcvbuf = ByteQueue(_UNBOUNDED)    # the window bounds it, not the queue
         self._ooo = Reassembly(cfg.max_ooo_segments)
@@ -184,7 +187,7 @@ class Connection:
         self._ts_recent_time = now
         self._ts_offset = (int(iss) * 2654435761) & _MASK  # TSval offset per connection
         self._rto_tsval = 0                   # TSval of the latest RTO retransmission
-        self._last_ack_sent = Seq(0)
+        self._last_ack_sent = _SEQ_ZERO
         self._sack_ok = False
         self._peer_syn_options: TcpOptions | None = None
 
@@ -195,7 +198,7 @@ class Connection:
         self._rtt_time = 0.0
         self._dupacks = 0
         self._in_recovery = False
-        self._recover = Seq(iss)             # RFC 6582 "recover"
+        self._recover = iss                  # RFC 6582 "recover"
         self._inflate = 0                    # NewReno window inflation during recovery
         self._sb: SackScoreboard | None = None   # RFC 6675 scoreboard when SACK is on
         self._rack: SentLog | None = None     # RFC 8985 RACK send log when SACK is on

@@ -24,6 +24,7 @@ __all__ = ["Connection", "ConnectionOptions", "Listener", "Stack", "StackConfig"
 
 Tracer = Callable[[TraceEvent], None]
 _MASK = 0xFFFFFFFF
+_PORT_OFFSETS_KEPT = 1024
 
 
 class Listener:
@@ -88,6 +89,7 @@ class Stack:
         self._changed: set = set()
         self.counters: dict[str, int] = {}
         self._next_ephemeral = 0
+        self._port_offsets: dict[tuple[str, int], int] = {}   # RFC 6056 F() per destination
         self._challenge_second = -1
         self._challenge_count = 0
         # Timers: a heap of (deadline, tiebreak, conn) with lazy invalidation; the
@@ -390,7 +392,14 @@ class Stack:
         """RFC 6056 §3.3.3 (Algorithm 3): hashed offset plus a counter."""
         lo, hi = self.config.ephemeral_ports
         count = hi - lo + 1
-        offset = port_offset(self.config.isn_secret, self.local_addr, remote_addr, remote_port)
+        key = (remote_addr, remote_port)
+        offset = self._port_offsets.get(key)
+        if offset is None:     # a keyed hash: worth keeping for the next connect
+            if len(self._port_offsets) >= _PORT_OFFSETS_KEPT:
+                self._port_offsets.clear()
+            offset = port_offset(self.config.isn_secret, self.local_addr, remote_addr,
+                                 remote_port)
+            self._port_offsets[key] = offset
         for _ in range(count):
             port = lo + (self._next_ephemeral + offset) % count
             self._next_ephemeral += 1

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import ipaddress
 import os
 import re
@@ -200,9 +201,15 @@ def parse_interface(text: str) -> ipaddress.IPv4Interface:
 
 def parse_ipv4(text: str, what: str = "address") -> str:
     try:
-        return str(ipaddress.IPv4Address(text))
+        return _canonical_ipv4(text)
     except ValueError:
         raise UsageError(f"bad {what} {text!r} (expected a dotted-quad IPv4 address)") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_ipv4(text: str) -> str:
+    """The dotted quad ``ipaddress`` makes of ``text`` (once per text: every connect asks)."""
+    return str(ipaddress.IPv4Address(text))
 
 
 def _disable_ipv6(ifname: str) -> None:
