@@ -33,7 +33,7 @@ class ByteQueue:
     """Bytes appended at the back, read anywhere (``peek``), dropped or taken
     from the front. ``capacity`` bounds what ``append`` accepts."""
 
-    __slots__ = ("_chunks", "_first", "_front", "_len", "_starts", "capacity")
+    __slots__ = ("_chunks", "_first", "_front", "_starts", "capacity", "nbytes")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -41,20 +41,20 @@ class ByteQueue:
         self._starts: list[int] = []     # stream offset of each chunk's first byte
         self._first = 0                  # index of the chunk holding the front
         self._front = 0                  # stream offset of the front (bytes consumed)
-        self._len = 0
+        self.nbytes = 0                  # bytes queued: len(), without a Python call
 
     def __len__(self) -> int:
-        return self._len
+        return self.nbytes
 
     def __bool__(self) -> bool:
-        return self._len > 0
+        return self.nbytes > 0
 
     def space(self) -> int:
-        return max(0, self.capacity - self._len)
+        return max(0, self.capacity - self.nbytes)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
-        room = self.capacity - self._len
+        room = self.capacity - self.nbytes
         if room <= 0:
             return 0
         n = data.nbytes if type(data) is memoryview else len(data)
@@ -67,17 +67,21 @@ class ByteQueue:
             data = view[:room]
             n = room
         chunks = self._chunks
-        if n < GATHER_BELOW:
-            last = chunks[-1] if len(chunks) > self._first else None
+        if n >= GATHER_BELOW:
+            chunk = _immutable(data)
+        elif self.nbytes:
+            last = chunks[-1]
             if type(last) is bytearray and len(last) < GATHER_LIMIT:
                 last += data                    # the one copy
-            else:
-                chunks.append(bytearray(data))
-                self._starts.append(self._front + self._len)
+                self.nbytes += n
+                return n
+            chunk = bytearray(data)             # later small pieces join it
         else:
-            chunks.append(_immutable(data))
-            self._starts.append(self._front + self._len)
-        self._len += n
+            # Into an empty queue (a request, a reply): bytes as they are.
+            chunk = data if type(data) is bytes else bytearray(data)
+        chunks.append(chunk)
+        self._starts.append(self._front + self.nbytes)
+        self.nbytes += n
         return n
 
     def peek(self, offset: int, size: int) -> bytes | memoryview:
@@ -117,11 +121,11 @@ class ByteQueue:
 
     def consume(self, size: int) -> None:
         """Drop ``size`` bytes from the front."""
-        if size >= self._len:
+        if size >= self.nbytes:
             self.clear()
             return
         self._front += size
-        self._len -= size
+        self.nbytes -= size
         front = self._front
         starts = self._starts
         first = self._first
@@ -137,9 +141,13 @@ class ByteQueue:
 
     def take(self, size: int) -> bytes:
         """Remove and return up to ``size`` bytes from the front."""
-        size = min(size, self._len)
+        size = min(size, self.nbytes)
         if size <= 0:
             return b""
+        if size == self.nbytes and len(self._chunks) == 1 and self._front == self._starts[0]:
+            chunk = self._chunks[0]             # all there is, in one piece
+            self.clear()
+            return chunk if type(chunk) is bytes else bytes(chunk)
         data = self.peek(0, size)
         if type(data) is not bytes:
             data = data.tobytes()
@@ -150,7 +158,7 @@ class ByteQueue:
         """Move bytes from the front into ``buffer``; how many (one copy each)."""
         with memoryview(buffer) as view, (
                 view if view.format == "B" else view.cast("B")) as out:
-            size = min(out.nbytes, self._len)
+            size = min(out.nbytes, self.nbytes)
             chunks = self._chunks
             i = self._first
             skip = self._front - self._starts[i] if size else 0
@@ -166,8 +174,8 @@ class ByteQueue:
         return size
 
     def clear(self) -> None:
-        self._front += self._len
-        self._len = 0
+        self._front += self.nbytes
+        self.nbytes = 0
         self._chunks.clear()
         self._starts.clear()
         self._first = 0

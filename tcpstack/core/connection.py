@@ -245,7 +245,7 @@ class Connection:
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and every byte before it was read."""
-        return self._fin_rcvd and not self._rcvbuf
+        return self._fin_rcvd and not self._rcvbuf.nbytes
 
     def send_space(self) -> int:
         if self._shut_wr or self.error is not None or self.state is CLOSED:
@@ -253,7 +253,7 @@ class Connection:
         return self._sndbuf.space()
 
     def recv_available(self) -> int:
-        return len(self._rcvbuf)
+        return self._rcvbuf.nbytes
 
     def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """RFC 9293 §3.10.2 SEND: queue data; returns the number of bytes accepted."""
@@ -293,7 +293,7 @@ class Connection:
         """Whether received bytes wait; raises the connection's error when none
         do and it failed (an abort by our own close() reads as end of stream)."""
         self._stack._dirty.add(self)
-        if self._rcvbuf:
+        if self._rcvbuf.nbytes:
             return True
         if self.error is not None and not isinstance(self.error, TcpConnectionAborted):
             raise self.error
@@ -306,7 +306,7 @@ class Connection:
             return
         state = self.state
         self._shut_wr = True
-        self._fin_seq = self._buf_seq + len(self._sndbuf)
+        self._fin_seq = self._buf_seq + self._sndbuf.nbytes
         if state is ESTABLISHED:
             self._set_state(FIN_WAIT_1, now)
         elif state is CLOSE_WAIT:
@@ -331,7 +331,7 @@ class Connection:
         if self.state is SYN_SENT:
             self._terminate(now)           # §3.10.4 SYN-SENT: "Delete the TCB"
             return
-        if self._rcvbuf:
+        if self._rcvbuf.nbytes:
             self._send_rst_abort(now)
             self._terminate(now)
             return
@@ -370,8 +370,8 @@ class Connection:
             "retransmits": self.retransmits,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
-            "send_queue": len(self._sndbuf),
-            "recv_queue": len(self._rcvbuf),
+            "send_queue": self._sndbuf.nbytes,
+            "recv_queue": self._rcvbuf.nbytes,
             "ooo_bytes": self._ooo.held,
             "wscale": (self._snd_wscale, self._rcv_wscale) if self._ws_ok else None,
             "timestamps": self._ts_ok,
@@ -448,7 +448,7 @@ class Connection:
         min(RCV.BUFF/2, MSS), and never moves left (§3.8.6.2.2: no shrinking).
         """
         rcv_nxt = self.rcv_nxt
-        free = 0 if self._closed else self._rcv_cap - len(self._rcvbuf)
+        free = 0 if self._closed else self._rcv_cap - self._rcvbuf.nbytes
         if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
             return self._wf_field                # nothing it depends on has changed
         adv_now = _sdist(self._rcv_adv, rcv_nxt)
@@ -580,7 +580,7 @@ class Connection:
         sndbuf = self._sndbuf
         fin_seq = self._fin_seq
         # Fast path: nothing queued beyond SND.NXT and no FIN to send.
-        if (len(sndbuf) == _sdist(self.snd_nxt, self._buf_seq)
+        if (sndbuf.nbytes == _sdist(self.snd_nxt, self._buf_seq)
                 and (fin_seq is None or _sdist(self.snd_nxt, fin_seq) > 0)):
             if self._ack_now:
                 self._send_ack(now)
@@ -599,7 +599,7 @@ class Connection:
         # Sending changes none of these, only SND.NXT/SND.MAX.
         una = self.snd_una
         buf_seq = self._buf_seq
-        buffered = len(sndbuf)
+        buffered = sndbuf.nbytes
         wnd = self._effective_window()
         while True:
             snd_nxt = self.snd_nxt
@@ -655,7 +655,7 @@ class Connection:
             self._arm_tlp(now)
         # RFC 1122 4.2.2.17: data waiting, nothing in flight, window closed -> persist.
         if (self._t_rtx is None and self._t_persist is None and _eq(self.snd_una, self.snd_max)
-                and _sdist(self._buf_seq + len(sndbuf), self.snd_nxt) > 0):
+                and _sdist(self._buf_seq + sndbuf.nbytes, self.snd_nxt) > 0):
             self._t_persist = now + self._persist_interval()
         return sent
 
@@ -685,7 +685,7 @@ class Connection:
         """Resend the first unacknowledged segment (fast retransmit, RFC 5681 §3.2)."""
         una = self.snd_una
         off = _sdist(una, self._buf_seq)
-        avail = len(self._sndbuf) - off
+        avail = self._sndbuf.nbytes - off
         self._rtt_seq = None                     # Karn: no sample from a retransmission
         if avail > 0:
             n = min(avail, self.mss)
@@ -1146,7 +1146,7 @@ class Connection:
             self.snd_nxt = ack
         data_acked = _sdist(ack, self._buf_seq)
         if data_acked > 0:
-            buffered = len(self._sndbuf)
+            buffered = self._sndbuf.nbytes
             if data_acked > buffered:
                 data_acked = buffered            # the rest was our FIN
             self._sndbuf.consume(data_acked)
@@ -1431,7 +1431,7 @@ class Connection:
     def _retransmit_range(self, seq: Seq, length: int, now: float) -> bool:
         """Resend ``[seq, seq+length)`` of the send queue (a SACK hole)."""
         off = _sdist(seq, self._buf_seq)
-        avail = len(self._sndbuf) - off
+        avail = self._sndbuf.nbytes - off
         if off < 0:
             return False
         flags = ACK
@@ -1581,7 +1581,7 @@ class Connection:
         if self.state not in _RECV_STATES or self._fin_rcvd:
             return
         adv_now = _sdist(self._rcv_adv, self.rcv_nxt)
-        free = self._rcv_cap - len(self._rcvbuf)
+        free = self._rcv_cap - self._rcvbuf.nbytes
         growth = free - adv_now
         if growth >= min(self._rcv_cap >> 1, self._rcv_mss) and free >= 2 * adv_now:
             self._stack._count("window_updates_sent")
@@ -1689,7 +1689,7 @@ class Connection:
         """RFC 1122 4.2.2.17 / RFC 9293 §3.8.6.1: zero window probing."""
         if self.state not in _SEND_STATES:
             return
-        unsent = _sdist(self._buf_seq + len(self._sndbuf), self.snd_nxt)
+        unsent = _sdist(self._buf_seq + self._sndbuf.nbytes, self.snd_nxt)
         if unsent <= 0 or not _eq(self.snd_una, self.snd_max):
             self._persist_backoff = 0
             return
@@ -1715,7 +1715,7 @@ class Connection:
         if ka is None or self.state not in _KEEPALIVE_STATES:
             return
         idle, interval, count = ka
-        if not _eq(self.snd_una, self.snd_max) or len(self._sndbuf):
+        if not _eq(self.snd_una, self.snd_max) or self._sndbuf.nbytes:
             # Data in flight: the retransmission timer watches the peer.
             self._t_keepalive = now + idle
             return
