@@ -7,6 +7,11 @@ works in a batch: read the device until it is empty (EAGAIN; a TUN is asked
 first whether a second packet waits, cheaper than a failed read), feed every
 packet to the core, let the connections' owners react (streams pull data and
 push writes), then write all output in one go and re-arm the timer.
+
+Without TSO on the link the driver cuts the core's super-segments into
+MSS-sized packets itself (software GSO, ``wire.segment_packets``); with
+``coalesce`` it merges consecutive data segments of one wake-up before the
+core sees them (software GRO, ``runtime.gro``).
 Application calls between wake-ups (``close``, reads that reopen the
 window...) only ``kick()`` the driver, which runs one such service pass on the
 next loop iteration; a ``write`` runs the pass at once (``service_now()``),
@@ -254,23 +259,21 @@ class StackDriver:
         send = self.link.send
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
-        lookup = self.core.connection
         sent = 0
         for src, dst, seg in output:
             self._ident = (self._ident + 1) & 0xFFFF
-            if len(seg.payload) > MIN_MSS:
-                mss = self._mss_of(lookup((src, seg.src_port), (dst, seg.dst_port)))
-                if len(seg.payload) > mss:
-                    # A super-segment, on a link without TSO: cut here (GSO).
-                    packets = segment_packets(src, dst, seg, mss, self._ident)
-                    self._ident = (self._ident + len(packets) - 1) & 0xFFFF
-                    for packet in packets:
-                        if pcap is not None:
-                            pcap.write(packet, stamp)
-                        send(packet)
-                    sent += len(packets)
-                    self.counters["gso_segmented"] += 1
-                    continue
+            mss = self._cut_size(src, dst, seg)
+            if mss:
+                # A super-segment, on a link without TSO: cut here (GSO).
+                packets = segment_packets(src, dst, seg, mss, self._ident)
+                self._ident = (self._ident + len(packets) - 1) & 0xFFFF
+                for packet in packets:
+                    if pcap is not None:
+                        pcap.write(packet, stamp)
+                    send(packet)
+                sent += len(packets)
+                self.counters["gso_segmented"] += 1
+                continue
             packet = build_packet(src, dst, seg, ident=self._ident)
             if pcap is not None:
                 pcap.write(packet, stamp)
@@ -285,21 +288,17 @@ class StackDriver:
         send = self.link.send_offload  # type: ignore[attr-defined]
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
-        lookup = self.core.connection
         ident = self._ident
         for src, dst, seg in output:
             ident = (ident + 1) & 0xFFFF
-            payload = seg.payload
-            plen = len(payload)
             head = packet_headers(src, dst, seg, ident, offload=True)
             if pcap is not None:
                 pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
-            if plen > MIN_MSS:
-                mss = self._mss_of(lookup((src, seg.src_port), (dst, seg.dst_port)))
-                if plen > mss:
-                    send((head, payload), mss, len(head))
-                    continue
-            send((head, payload))
+            mss = self._cut_size(src, dst, seg)
+            if mss:
+                send((head, seg.payload), mss, len(head))
+            else:
+                send((head, seg.payload))
         self._ident = ident
         self.counters["link_tx_packets"] += len(output)
 
@@ -331,12 +330,16 @@ class StackDriver:
         skip = set(dropped)
         return [item for i, item in enumerate(output) if i not in skip]
 
-    def _mss_of(self, conn: Any) -> int:
-        """The send MSS of the connection a segment belongs to (the GSO size)."""
-        if conn is not None:
-            return conn.mss
+    def _cut_size(self, src: str, dst: str, seg: Any) -> int:
+        """For a super-segment the size of its pieces (the connection's send
+        MSS: the GSO size), else 0."""
+        size = len(seg.payload)
+        if size <= MIN_MSS:
+            return 0
+        conn = self.core.connection((src, seg.src_port), (dst, seg.dst_port))
         # Not found (cannot happen for data): the most that fits the MTU with timestamps.
-        return self.link.mtu - 40 - 12
+        mss = conn.mss if conn is not None else self.link.mtu - 40 - 12
+        return mss if size > mss else 0
 
     def _arm_timer(self) -> None:
         if not self._running or self._loop is None:
