@@ -35,10 +35,14 @@ import ipaddress
 import os
 import select
 import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tcpstack.errors import UserError
 from tcpstack.link import netns as ns
 from tcpstack.wire.checksum import fold, ones_sum
+
+_T = TypeVar("_T")
 
 TUN_DEVICE = "/dev/net/tun"
 
@@ -131,14 +135,8 @@ class TunLink:
 
     def _read(self) -> int:
         """One packet into the buffer; its length, or -1 when none is waiting."""
-        try:
-            return os.readv(self._fd, (self._buf,))
-        except BlockingIOError:
-            return -1
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EINTR):
-                return -1
-            raise
+        n = _unless_empty(os.readv, self._fd, (self._buf,))
+        return -1 if n is None else n
 
     def recv_view(self) -> tuple[memoryview, bool] | None:
         """Like ``recv_offload`` but without a copy.
@@ -157,14 +155,9 @@ class TunLink:
                 return None
             self.rx_packets += 1
             return self._view[:n], True
-        try:
-            data = os.read(self._fd, READ_SIZE)
-        except BlockingIOError:
+        data = _unless_empty(os.read, self._fd, READ_SIZE)
+        if data is None:
             return None
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EINTR):
-                return None
-            raise
         self.rx_packets += 1
         if len(data) > self.mtu + hlen:
             self.rx_gso_packets += 1
@@ -270,6 +263,19 @@ class TunLink:
 
 _CSUM_HDR = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0,
                       CSUM_START, CSUM_OFFSET)
+
+
+def _unless_empty(read: Callable[..., _T], *args: Any) -> _T | None:
+    """``read(*args)`` on the non-blocking device; None when no packet waits
+    (EAGAIN) or a signal interrupted the read (EINTR)."""
+    try:
+        return read(*args)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EINTR):
+            return None
+        raise
 
 
 def _open_device() -> int:
