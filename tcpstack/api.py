@@ -152,7 +152,7 @@ class Stack:
         await self.close()
 
     async def start(self) -> None:
-        from tcpstack.core.stack import Stack as CoreStack
+        from tcpstack.core.stack import StackCore
 
         loop = asyncio.get_running_loop()
         try:
@@ -172,7 +172,7 @@ class Stack:
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
             self._pcap = self._open_pcap()
-            self.core = CoreStack(local_addr=self.addr, config=self.config, tracer=self.tracer)
+            self.core = StackCore(local_addr=self.addr, config=self.config, tracer=self.tracer)
             self.driver = StackDriver(self.core, link, self.addr, pcap=self._pcap,
                                       tracer=self.tracer, clock=loop.time,
                                       coalesce=self._fault is None)

@@ -86,6 +86,17 @@ _add = int.__add__
 _sub = int.__sub__
 
 
+def seq_diff(a: int, b: int) -> int:
+    """Signed distance ``a - b`` in sequence space, on Seq or plain wire ints.
+
+    The one way the core compares sequence numbers (RFC 9293 §3.4): ``a`` is
+    after ``b`` when ``seq_diff(a, b) > 0``, the same when 0, before when < 0
+    (Linux's ``after()``/``before()``). Meaningful below 2**31 apart.
+    """
+    d = _sub(a, b) & _MASK
+    return d - MOD if d >= _HALF else d
+
+
 def wire_seq(value: int) -> Seq:
     """The ``Seq`` of a 32-bit wire field, already in [0, 2**32) (not masked again).
 

@@ -1,4 +1,4 @@
-"""A discrete-event simulator: several ``Stack``s on one virtual clock.
+"""A discrete-event simulator: several ``StackCore``s on one virtual clock.
 
 Every segment a stack emits goes through the real wire codec
 (``build_packet`` -> bytes -> fault injector -> ``parse_packet``), so a
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from tcpstack.core.config import StackConfig
 from tcpstack.core.events import TraceEvent
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tcpstack.link.fault import FaultInjector, FaultSpec
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.packet import build_packet, parse_packet
@@ -115,7 +115,7 @@ class Simulator:
         self.seed = seed
         self.now = start_time
         self.mtu = mtu
-        self.stacks: dict[str, Stack] = {}
+        self.stacks: dict[str, StackCore] = {}
         self.events: list[TraceEvent] = []
         self.packets: list[PacketRecord] = []
         self.counters: Counter[str] = Counter()
@@ -128,14 +128,14 @@ class Simulator:
         self._stalled = 0  # steps since the clock last moved
 
     # Building the world ---------------------------------------------------
-    def add_stack(self, addr: str, config: StackConfig | None = None) -> Stack:
+    def add_stack(self, addr: str, config: StackConfig | None = None) -> StackCore:
         """A new stack at ``addr``; its ISN secret derives from the simulator's seed."""
         if addr in self.stacks:
             raise ValueError(f"a stack already has address {addr}")
         if config is None:
             secret = hashlib.sha256(f"tcpstack-sim|{self.seed}|{addr}".encode()).digest()[:16]
             config = StackConfig(isn_secret=secret, mtu=self.mtu)
-        stack = Stack(local_addr=addr, config=config, tracer=self.events.append)
+        stack = StackCore(local_addr=addr, config=config, tracer=self.events.append)
         self.stacks[addr] = stack
         return stack
 

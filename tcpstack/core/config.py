@@ -61,6 +61,9 @@ class StackConfig:
     rfc1337: bool = True
     delayed_ack: float = 0.04             # Linux's minimum delack; RFC 1122 4.2.3.2: <= 0.5 s
     max_ooo_segments: int = 256           # bound on distinct out-of-order ranges held
+    # Leave out a pure ACK that a newer pure ACK of the same connection in the
+    # same output batch supersedes (core/context.py StackContext.emit).
+    coalesce_acks: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.delayed_ack <= 0.2:

@@ -6,6 +6,8 @@ Each is a subclass of the matching builtin, so application code can catch
 
 from __future__ import annotations
 
+import errno
+
 
 class TcpConnectionRefused(ConnectionRefusedError):
     """RST in SYN-SENT (RFC 9293 §3.10.7.3)."""
@@ -25,3 +27,27 @@ class TcpConnectionAborted(ConnectionAbortedError):
 
 class TcpConnectionClosing(BrokenPipeError):
     """SEND after CLOSE/shutdown (RFC 9293 §3.10.2: "connection closing")."""
+
+
+class TcpAddressInUse(OSError):
+    """LISTEN on a port that listens already, or OPEN on a 4-tuple in use (EADDRINUSE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EADDRINUSE, message)
+
+    def __str__(self) -> str:
+        return self.args[1]
+
+
+class TcpNoFreePort(OSError):
+    """No ephemeral port is free towards this destination (EADDRNOTAVAIL)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EADDRNOTAVAIL, message)
+
+    def __str__(self) -> str:
+        return self.args[1]
+
+
+class TcpInvalidArgument(ValueError):
+    """An argument the core cannot use, such as a port outside 1-65535 (EINVAL)."""

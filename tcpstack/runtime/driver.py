@@ -35,7 +35,7 @@ from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, seg
 from tcpstack.wire.tcp import ACK
 
 if TYPE_CHECKING:
-    from tcpstack.core.stack import Stack as CoreStack
+    from tcpstack.core.stack import StackCore
     from tcpstack.link.base import Link
 
 IPV4_VERSION = 4
@@ -54,7 +54,7 @@ class StackDriver:
     runtime's own ``DROP`` events (malformed packets) like the core's.
     """
 
-    def __init__(self, core: CoreStack, link: Link, local_addr: str, *,
+    def __init__(self, core: StackCore, link: Link, local_addr: str, *,
                  pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, coalesce: bool = False) -> None:
         self.core = core
@@ -251,8 +251,6 @@ class StackDriver:
         output = self.core.take_output()
         if not output:
             return
-        if len(output) > 1:
-            output = self._coalesce_acks(output)
         if self._offload:
             self._flush_offload(output)
             return
@@ -301,34 +299,6 @@ class StackDriver:
                 send((head, seg.payload))
         self._ident = ident
         self.counters["link_tx_packets"] += len(output)
-
-    def _coalesce_acks(self, output: list[Any]) -> list[Any]:
-        """Leave out a pure ACK that a later pure ACK of the same connection in
-        the same batch supersedes (a strictly higher cumulative ACK, a window
-        at least as far right: RFC 9293 §3.8.6.2.2 never moves it left).
-
-        One wake-up often takes in several GSO packets or many plain segments,
-        each answered by the core; only the newest ACK tells the peer anything
-        new, as with the stretch ACKs of a receiver that coalesces (GRO, LRO).
-        Duplicate ACKs (the same ACK number: loss signals, RFC 5681 §3.2; SACK
-        blocks, RFC 2018) are all kept, and so is every segment with data or
-        another flag.
-        """
-        last: dict[tuple[int, str, int], int] = {}
-        dropped: list[int] = []
-        for i, (_src, dst, seg) in enumerate(output):
-            if seg.flags != ACK or seg.payload:
-                continue
-            key = (seg.src_port, dst, seg.dst_port)
-            j = last.get(key)
-            if j is not None and 0 < (seg.ack - output[j][2].ack) & 0xFFFFFFFF < 0x80000000:
-                dropped.append(j)
-            last[key] = i
-        if not dropped:
-            return output
-        self.counters["acks_coalesced"] += len(dropped)
-        skip = set(dropped)
-        return [item for i, item in enumerate(output) if i not in skip]
 
     def _cut_size(self, src: str, dst: str, seg: Any) -> int:
         """For a super-segment the size of its pieces (the connection's send

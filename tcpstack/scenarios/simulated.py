@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tcpstack.core.state import State
 from tcpstack.ladder.build import ladder_from_trace
 from tcpstack.ladder.model import Ladder, SegmentItem
@@ -36,7 +36,7 @@ class World:
 
     def __init__(self, seed: int = 1, **config: object) -> None:
         self.sim = Simulator(seed=seed)
-        self.stacks: dict[str, Stack] = {}
+        self.stacks: dict[str, StackCore] = {}
         for addr in (CLIENT, SERVER):
             secret = hashlib.sha256(f"scenario|{seed}|{addr}".encode()).digest()[:16]
             values = {"isn_secret": secret, "msl": MSL, **config}
@@ -46,11 +46,11 @@ class World:
         self.order = [(CLIENT, CLIENT_PORT), (SERVER, PORT)]
 
     @property
-    def a(self) -> Stack:
+    def a(self) -> StackCore:
         return self.stacks[CLIENT]
 
     @property
-    def b(self) -> Stack:
+    def b(self) -> StackCore:
         return self.stacks[SERVER]
 
     def run_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -1,7 +1,8 @@
-"""The driver's ACK coalescing: within one batch of output, a pure ACK that a
-later pure ACK of the same connection supersedes is left out; duplicate ACKs,
-data, other flags and other connections are never touched. Against the
-kernel, a 64 KB-GSO transfer then needs far fewer ACKs than packets."""
+"""The core's ACK coalescing (StackContext.emit): within one batch of output, a
+pure ACK that a later pure ACK of the same connection supersedes is left out;
+duplicate ACKs, data, other flags and other connections are never touched, and
+the trace shows exactly what goes out. Against the kernel, a 64 KB-GSO
+transfer then needs far fewer ACKs than packets."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import time
 import pytest
 
 import tcpstack
-from tcpstack.core.stack import Stack as CoreStack
-from tcpstack.link.memory import memory_pair
-from tcpstack.runtime.driver import StackDriver
+from tcpstack.core.config import StackConfig
+from tcpstack.core.context import StackContext
+from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.wire.tcp import ACK, FIN, PSH, TcpSegment
 
 from .conftest import KERNEL_ADDR, Kernel, run_async
@@ -30,15 +31,31 @@ def _ack(ack: int, *, port: int = 5000, dst: str = PEER, flags: int = ACK,
                                   payload=payload)
 
 
-def _coalesce(output: list[tuple[str, str, TcpSegment]]) -> list[tuple[str, str, TcpSegment]]:
-    link, _ = memory_pair()
-    driver = StackDriver(CoreStack(local_addr=LOCAL), link, LOCAL)
-    return driver._coalesce_acks(output)
+def _coalesce(output: list[tuple[str, str, TcpSegment]], *, coalesce: bool = True,
+              events: list[TraceEvent] | None = None) -> list[tuple[str, str, TcpSegment]]:
+    tracer = events.append if events is not None else None
+    ctx = StackContext(LOCAL, StackConfig(coalesce_acks=coalesce), tracer)
+    for src, dst, seg in output:
+        ctx.emit((src, seg.src_port), (dst, seg.dst_port), seg, 0.0)
+    return ctx.take_output()
 
 
 def test_a_higher_cumulative_ack_supersedes_earlier_pure_acks() -> None:
     a, b, c = _ack(100), _ack(200, window=50), _ack(300, window=80)
     assert _coalesce([a, b, c]) == [c]
+
+
+def test_the_trace_shows_only_what_goes_out() -> None:
+    events: list[TraceEvent] = []
+    a, b, data, c = _ack(100), _ack(200), _ack(200, flags=ACK | PSH, payload=b"x"), _ack(300)
+    out = _coalesce([a, b, data, c], events=events)
+    assert out == [data, c]
+    assert [e.segment for e in events if e.kind is EventKind.SEGMENT_OUT] == [data[2], c[2]]
+
+
+def test_coalescing_can_be_switched_off() -> None:
+    acks = [_ack(100), _ack(200), _ack(300)]
+    assert _coalesce(list(acks), coalesce=False) == acks
 
 
 def test_duplicate_acks_are_all_kept() -> None:

@@ -9,7 +9,7 @@ import random
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
 from tcpstack.core.events import EventKind, TraceEvent
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tcpstack.core.state import State
 from tcpstack.link.fault import FaultSpec
 from tcpstack.sim import PacketRecord, Simulator
@@ -21,7 +21,7 @@ PORT = 80
 MSL = 30.0
 
 
-def make_sim(seed: int = 0, **config: object) -> tuple[Simulator, Stack, Stack]:
+def make_sim(seed: int = 0, **config: object) -> tuple[Simulator, StackCore, StackCore]:
     """A simulator with stacks at A and B; ``config`` overrides StackConfig fields."""
     sim = Simulator(seed=seed)
     stacks = []
@@ -32,7 +32,7 @@ def make_sim(seed: int = 0, **config: object) -> tuple[Simulator, Stack, Stack]:
     return sim, stacks[0], stacks[1]
 
 
-def establish(sim: Simulator, a: Stack, b: Stack, port: int = PORT,
+def establish(sim: Simulator, a: StackCore, b: StackCore, port: int = PORT,
               client: ConnectionOptions | None = None,
               server: ConnectionOptions | None = None,
               timeout: float = 30.0) -> tuple[Connection, Connection]:

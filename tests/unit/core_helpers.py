@@ -1,6 +1,6 @@
 """Helpers for the core unit tests, in smoltcp's style.
 
-A ``Harness`` holds one ``Stack`` on a virtual clock and plays the remote
+A ``Harness`` holds one ``StackCore`` on a virtual clock and plays the remote
 peer by hand: ``deliver(...)`` sends it a segment (fields default to "the
 next in-order segment from the peer"), ``expect_tx(...)`` asserts the one
 segment the stack sent, ``expect_nothing()`` that it sent none. Fixtures in
@@ -14,7 +14,7 @@ from dataclasses import replace
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
 from tcpstack.core.events import EventKind, TraceEvent
-from tcpstack.core.stack import Listener, Stack
+from tcpstack.core.stack import Listener, StackCore
 from tcpstack.core.state import State
 from tcpstack.seq import Seq
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
@@ -43,7 +43,7 @@ class Harness:
     def __init__(self, config: StackConfig | None = None,
                  options: ConnectionOptions | None = None) -> None:
         self.events: list[TraceEvent] = []
-        self.stack = Stack(LOCAL, config or default_config(), tracer=self.events.append)
+        self.stack = StackCore(LOCAL, config or default_config(), tracer=self.events.append)
         self.options = options or ConnectionOptions(sack=False, timestamps=False,
                                                     window_scale=False)
         self.now = 0.0

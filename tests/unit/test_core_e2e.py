@@ -1,4 +1,4 @@
-"""Two stacks joined in memory: handshake, data both ways, four-way close (Stack API end to end)."""
+"""Two stacks joined in memory: handshake, data both ways, four-way close (StackCore API end to end)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import random
 import pytest
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tcpstack.core.state import State
 
 A, B = "10.0.0.1", "10.0.0.2"
 
 
-def pump(a: Stack, b: Stack, now: float, drop=None) -> int:
+def pump(a: StackCore, b: StackCore, now: float, drop=None) -> int:
     """Deliver every queued segment (both ways) until both are quiet."""
     moved = 0
     while True:
@@ -35,8 +35,8 @@ def run_timers(stacks, now: float) -> None:
 
 
 def test_handshake_data_and_close_between_two_stacks():
-    a = Stack(A, StackConfig(isn_secret=b"a" * 16))
-    b = Stack(B, StackConfig(isn_secret=b"b" * 16))
+    a = StackCore(A, StackConfig(isn_secret=b"a" * 16))
+    b = StackCore(B, StackConfig(isn_secret=b"b" * 16))
     listener = b.listen(80)
     now = 0.0
     client = a.connect(B, 80, now)
@@ -88,8 +88,8 @@ def test_handshake_data_and_close_between_two_stacks():
 
 
 def test_lost_segments_are_retransmitted_end_to_end():
-    a = Stack(A, StackConfig(isn_secret=b"a" * 16))
-    b = Stack(B, StackConfig(isn_secret=b"b" * 16))
+    a = StackCore(A, StackConfig(isn_secret=b"a" * 16))
+    b = StackCore(B, StackConfig(isn_secret=b"b" * 16))
     listener = b.listen(80, options=ConnectionOptions(nodelay=True))
     now = 0.0
     client = a.connect(B, 80, now, options=ConnectionOptions(nodelay=True))
@@ -117,8 +117,8 @@ def test_lost_segments_are_retransmitted_end_to_end():
 
 
 def test_connect_to_closed_port_is_refused():
-    a = Stack(A, StackConfig(isn_secret=b"a" * 16))
-    b = Stack(B, StackConfig(isn_secret=b"b" * 16))
+    a = StackCore(A, StackConfig(isn_secret=b"a" * 16))
+    b = StackCore(B, StackConfig(isn_secret=b"b" * 16))
     client = a.connect(B, 81, 0.0)
     pump(a, b, 0.0)
     assert client.state is State.CLOSED
@@ -135,12 +135,12 @@ def test_connect_to_closed_port_is_refused():
 def test_echo_with_half_close_over_a_lossy_reordering_duplicating_link(seed, options):
     """Client sends, shuts down; server echoes until EOF, closes. Byte-exact, both ways."""
     rng = random.Random(seed)
-    a = Stack(A, StackConfig(isn_secret=bytes([seed]) * 16))
-    b = Stack(B, StackConfig(isn_secret=b"b" * 16))
+    a = StackCore(A, StackConfig(isn_secret=bytes([seed]) * 16))
+    b = StackCore(B, StackConfig(isn_secret=b"b" * 16))
     listener = b.listen(7, options=options)
     now = 0.0
     client = a.connect(B, 7, now, options=options)
-    in_flight: list[tuple[float, float, Stack, str, str, object]] = []
+    in_flight: list[tuple[float, float, StackCore, str, str, object]] = []
     payload = rng.randbytes(60_000)
     sent, echoed, backlog = 0, bytearray(), bytearray()
     server = None

@@ -78,7 +78,7 @@ def test_rack_marks_a_lost_retransmission_lost_again():
     h.expect_tx(seq=edge(0))                       # resent again at once
     assert TIMER_RETRANSMIT not in h.timers_fired()
     h.deliver(ack=edge(5), t=h.now + RTT)
-    assert conn.snd_una == conn.snd_max and not conn._in_recovery
+    assert conn.snd_una == conn.snd_max and conn.info()["ca_state"] != "recovery"
 
 
 def test_rack_reorder_timer_resends_a_hole_in_a_small_window():
@@ -157,8 +157,8 @@ def test_fast_retransmit_goes_out_even_when_pipe_fills_cwnd():
     send another ACK to clock it out)."""
     h = harness(sack=True)
     conn, una = enter_recovery_with_a_full_pipe(h)
-    assert conn._in_recovery
-    assert conn.cc.cwnd == 5 * MSS and conn._rack.pipe() > conn.cc.cwnd
+    assert conn.info()["ca_state"] == "recovery"
+    assert conn.cc.cwnd == 5 * MSS and conn._recovery.rack.pipe() > conn.cc.cwnd
     h.expect_tx(seq=una, payload=b"f" * MSS)
     h.expect_nothing()
 
@@ -176,7 +176,7 @@ def test_recovery_stall_probe_resends_the_first_unacked_segment_once():
     h.expect_tx(seq=una, payload=b"f" * MSS)
     h.expect_nothing()
     assert h.stack.counters["recovery_stall_probes"] == 1
-    assert conn._in_recovery
+    assert conn.info()["ca_state"] == "recovery"
     h.fire_next()                                  # still nothing: the RTO, not a 2nd probe
     assert h.timers_fired()[-1] == TIMER_RETRANSMIT
     assert h.stack.counters["recovery_stall_probes"] == 1
@@ -189,11 +189,11 @@ def test_recovery_stall_probe_is_pushed_back_by_a_duplicate_ack():
     h = harness(sack=True)
     conn, una = enter_recovery_with_a_full_pipe(h)
     h.tx()
-    first_deadline = conn._t_tlp
+    first_deadline = conn.timers().get("loss-probe")
     assert first_deadline is not None
     h.deliver(ack=una, options=sack_opts((una + MSS, una + 5 * MSS)),
               t=first_deadline - LAN_RTT)
-    assert conn._t_tlp is not None and conn._t_tlp > first_deadline
+    assert conn.timers().get("loss-probe") is not None and conn.timers().get("loss-probe") > first_deadline
 
 
 def test_after_an_rto_neither_forced_retransmit_nor_stall_probe():
@@ -213,5 +213,5 @@ def test_after_an_rto_neither_forced_retransmit_nor_stall_probe():
         h.deliver(ack=una, t=h.now + 0.001)
     sent = h.tx()
     assert [s.seq for s in sent if s.seq == una] == []   # snd_una was just resent by the RTO
-    assert conn._t_tlp is None
+    assert conn.timers().get("loss-probe") is None
     assert h.stack.counters.get("recovery_stall_probes", 0) == 0

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tests.unit.test_core_properties import PATTERN, ops, run_script
 
 
@@ -62,8 +62,8 @@ def test_a_bulk_transfer_takes_the_fast_path():
 def test_request_response_segments_are_predicted():
     """A 1-byte request and its reply each carry data and ACK the other's:
     after the handshake every segment takes the fast path."""
-    a = Stack("10.0.0.1", StackConfig(isn_secret=b"a" * 16))
-    b = Stack("10.0.0.2", StackConfig(isn_secret=b"b" * 16))
+    a = StackCore("10.0.0.1", StackConfig(isn_secret=b"a" * 16))
+    b = StackCore("10.0.0.2", StackConfig(isn_secret=b"b" * 16))
     opts = ConnectionOptions(nodelay=True)
     listener = b.listen(80, options=opts)
     now = 0.0

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
-from tcpstack.core.stack import Stack
+from tcpstack.core.stack import StackCore
 from tcpstack.core.state import State
 from tcpstack.wire.tcp import TcpOptions, TcpSegment
 
@@ -36,7 +36,7 @@ ops = st.one_of(
 )
 
 
-def check_invariants(stack: Stack) -> None:
+def check_invariants(stack: StackCore) -> None:
     for c in stack.connections():
         assert c.snd_una <= c.snd_nxt <= c.snd_max
         assert len(c._sndbuf) <= c.options.send_buffer
@@ -50,7 +50,7 @@ def connection_snapshot(conn) -> tuple | None:
         return None
     return (conn.state, conn.snd_una, conn.snd_nxt, conn.snd_max, conn.rcv_nxt, conn.snd_wnd,
             conn.snd_wl1, conn.snd_wl2, conn.cc.cwnd, conn.rtt.srtt, conn._ts_recent,
-            conn._t_rtx, conn._t_delack, conn._t_tlp, conn._t_persist, conn._t_keepalive,
+            conn.timers(),
             conn._ack_pending, len(conn._rcvbuf), len(conn._sndbuf))
 
 
@@ -66,15 +66,15 @@ def run_script(script, options_on: bool, reno: bool, hostile: bool,
                              sack=options_on, window_scale=options_on,
                              cc="reno" if reno else "cubic")
     cfg = dict(msl=1.0, syn_retries=3, retries2=4, fin_wait_2_timeout=5.0)
-    a = Stack(A, StackConfig(isn_secret=b"a" * 16, **cfg))
-    b = Stack(B, StackConfig(isn_secret=b"b" * 16, **cfg))
+    a = StackCore(A, StackConfig(isn_secret=b"a" * 16, **cfg))
+    b = StackCore(B, StackConfig(isn_secret=b"b" * 16, **cfg))
     listener = b.listen(80, options=opts)
     now = 0.0
     client = a.connect(B, 80, now, options=opts)
     conns = [client, None]
     sent = [0, 0]                    # bytes accepted by send() on each side
     got = [bytearray(), bytearray()]
-    wire: list[tuple[Stack, str, str, TcpSegment]] = []
+    wire: list[tuple[StackCore, str, str, TcpSegment]] = []
 
     def collect():
         for s, dst in ((a, b), (b, a)):

@@ -1,0 +1,157 @@
+"""What a connection may use of the stack it lives in (smoltcp's ``cx``).
+
+A ``Connection`` never sees the ``StackCore``: it is handed a
+``StackContext`` with the stack's configuration and address, the output
+queue, the counters, the tracer, the timer queue, the set of things that
+changed for the application, the RFC 5961 §7 challenge-ACK budget, and two
+notifications (``connection_established``, ``connection_closed``) that the
+stack implements. Everything a connection puts on the wire goes through
+``emit``; that is also where pure ACKs that say nothing new are left out
+(``coalesce_acks``), so the trace and the wire agree segment for segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tcpstack.core.config import StackConfig
+from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.core.state import State
+from tcpstack.core.timers import TimerQueue
+from tcpstack.wire.tcp import ACK, RST, TcpSegment
+
+if TYPE_CHECKING:
+    from tcpstack.core.connection import Connection
+
+__all__ = ["StackContext", "Tracer"]
+
+Tracer = Callable[[TraceEvent], None]
+Endpoint = tuple[str, int]
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+
+
+class StackContext:
+    """The stack's side of its connections. Subclassed by the stack for the two
+    notifications; everything else is here."""
+
+    __slots__ = (
+        "_challenge_count", "_challenge_second", "_held", "_last_ack", "_out", "changed",
+        "coalesce_acks", "config", "counters", "local_addr", "timers", "tracer",
+    )
+
+    def __init__(self, local_addr: str, config: StackConfig, tracer: Tracer | None) -> None:
+        self.local_addr = local_addr
+        self.config = config
+        self.tracer = tracer
+        self.counters: dict[str, int] = {}
+        self.timers = TimerQueue()
+        self.changed: set[Any] = set()         # readable/writable/state/accept for the runtime
+        self.coalesce_acks = config.coalesce_acks
+        self._out: list[tuple[str, str, TcpSegment] | None] = []
+        # Pure ACKs emitted since the last take_output: connection 4-tuple -> index in
+        # _out (and, with a tracer, in _held) of the newest one.
+        self._last_ack: dict[tuple[int, str, int], tuple[int, int]] = {}
+        self._held: list[TraceEvent | None] | None = None   # trace events waiting on _out
+        self._challenge_second = -1
+        self._challenge_count = 0
+
+    # ---------------------------------------------------------------- counting
+    def count(self, name: str, n: int = 1) -> None:
+        c = self.counters
+        c[name] = c.get(name, 0) + n
+
+    def trace(self, event: TraceEvent) -> None:
+        """Hand ``event`` to the tracer (only call when ``tracer`` is set)."""
+        held = self._held
+        if held is not None:
+            held.append(event)
+        else:
+            self.tracer(event)               # type: ignore[misc]
+
+    def drop(self, local: Endpoint | None, remote: Endpoint | None,
+             seg: TcpSegment | None, reason: str, now: float) -> None:
+        self.count("drop_" + reason.replace("-", "_"))
+        if self.tracer is not None:
+            self.trace(TraceEvent(now, EventKind.DROP, local, remote, segment=seg,
+                                  reason=reason))
+
+    # ---------------------------------------------------------------- output
+    def emit(self, local: Endpoint, remote: Endpoint, seg: TcpSegment, now: float) -> None:
+        """Queue ``seg`` for the wire (from ``local`` to ``remote``).
+
+        A pure ACK that a later pure ACK of the same connection emitted before
+        the next ``take_output`` supersedes (a strictly higher cumulative ACK;
+        its window is at least as far right, RFC 9293 §3.8.6.2.2) is left out
+        and counted as ``acks_coalesced``: one batch of arriving segments often
+        draws several ACKs and only the newest tells the peer anything new, as
+        with a receiver that coalesces (GRO, LRO). Duplicate ACKs (the same ACK
+        number: loss signals, RFC 5681 §3.2, or SACK blocks) are all kept, and
+        so is every segment with data or another flag.
+        """
+        out = self._out
+        c = self.counters
+        c["segments_out"] = c.get("segments_out", 0) + 1
+        flags = seg.flags
+        if flags & RST:
+            self.count("resets_sent")
+        tracer = self.tracer
+        if flags == ACK and not seg.payload and self.coalesce_acks:
+            key = (local[1], remote[0], remote[1])
+            last = self._last_ack.get(key)
+            held = self._held
+            if tracer is not None and held is None:
+                held = self._held = []       # trace events wait until take_output
+            if last is not None:
+                j, k = last
+                prev = out[j]
+                if prev is not None and 0 < (seg.ack - prev[2].ack) & _MASK < _HALF:
+                    out[j] = None
+                    if held is not None:
+                        held[k] = None
+                    c["acks_coalesced"] = c.get("acks_coalesced", 0) + 1
+            self._last_ack[key] = (len(out), len(held) if held is not None else 0)
+        out.append((self.local_addr, remote[0], seg))
+        if tracer is not None:
+            self.trace(TraceEvent(now, EventKind.SEGMENT_OUT, local, remote, segment=seg))
+
+    def take_output(self) -> list[tuple[str, str, TcpSegment]]:
+        out = self._out
+        self._out = []
+        if self._last_ack:
+            self._last_ack = {}
+            out = [item for item in out if item is not None]
+        held = self._held
+        if held is not None:
+            self._held = None
+            tracer = self.tracer
+            for event in held:
+                if event is not None:
+                    tracer(event)            # type: ignore[misc]
+        return out                           # type: ignore[return-value]
+
+    def challenge_ack_allowed(self, now: float) -> bool:
+        """RFC 5961 §7: at most ``challenge_ack_limit`` challenge ACKs per second."""
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            self._challenge_count = 0
+        if self._challenge_count >= self.config.challenge_ack_limit:
+            return False
+        self._challenge_count += 1
+        return True
+
+    # ---------------------------------------------------------------- lifecycle
+    def state_changed(self, conn: Connection, old: State, new: State, now: float) -> None:
+        if self.tracer is not None:
+            self.trace(TraceEvent(now, EventKind.STATE, conn.local, conn.remote,
+                                  old_state=old, new_state=new))
+        self.changed.add(conn)
+        self.count("state_" + new.name.lower())
+
+    def connection_established(self, conn: Connection) -> None:
+        """``conn`` reached ESTABLISHED (a passive one joins its listener's accept queue)."""
+
+    def connection_closed(self, conn: Connection) -> None:
+        """``conn`` entered CLOSED: its TCB is deleted."""

@@ -1,0 +1,70 @@
+"""SYN option negotiation: MSS (RFC 9293 §3.7.1), window scale and timestamps
+(RFC 7323), SACK-permitted (RFC 2018). Pure functions of the two SYNs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcpstack.wire.tcp import TcpOptions
+
+__all__ = ["DEFAULT_MSS", "MAX_WSCALE", "Negotiated", "negotiate", "receive_wscale",
+           "syn_options"]
+
+DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer sends no MSS
+TS_OPTION_LEN = 12             # RFC 7323 Appendix A: NOP NOP TS(10)
+MAX_WSCALE = 14                # RFC 7323 §2.3
+MIN_MSS = 64                   # never below this, whatever the peer says
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What both ends agreed on."""
+
+    mss: int                   # payload bytes per segment we send (options deducted)
+    window_scale: bool
+    snd_wscale: int            # shift of the peer's window fields
+    rcv_wscale: int            # shift of ours (0 when scaling is off)
+    timestamps: bool
+    sack: bool
+
+
+def receive_wscale(recv_buffer: int) -> int:
+    """The least shift that lets a 16-bit window field cover ``recv_buffer``."""
+    ws = 0
+    while ws < MAX_WSCALE and (recv_buffer >> ws) > 0xFFFF:
+        ws += 1
+    return ws
+
+
+def syn_options(ours: TcpOptions, tsval: int, reply_to: TcpOptions | None) -> TcpOptions:
+    """Options for our SYN (``reply_to`` None: everything we offer) or SYN-ACK
+    (only what the peer's SYN offered: RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
+    if reply_to is None:
+        ts = (tsval, 0) if ours.timestamps is not None else None
+        return TcpOptions(mss=ours.mss, wscale=ours.wscale, sack_permitted=ours.sack_permitted,
+                          timestamps=ts)
+    wscale = ours.wscale if reply_to.wscale is not None else None
+    ts = None
+    if ours.timestamps is not None and reply_to.timestamps is not None:
+        ts = (tsval, reply_to.timestamps[0])
+    return TcpOptions(mss=ours.mss, wscale=wscale,
+                      sack_permitted=ours.sack_permitted and reply_to.sack_permitted,
+                      timestamps=ts)
+
+
+def negotiate(ours: TcpOptions, peer_syn: TcpOptions) -> Negotiated:
+    """The result of our offer (``ours``: the options our SYN carries or would
+    carry, timestamps as any pair) meeting the peer's SYN options."""
+    window_scale = ours.wscale is not None and peer_syn.wscale is not None
+    timestamps = ours.timestamps is not None and peer_syn.timestamps is not None
+    mss = min(peer_syn.mss if peer_syn.mss else DEFAULT_MSS, ours.mss or DEFAULT_MSS)
+    if timestamps:
+        mss -= TS_OPTION_LEN                  # every segment carries the option
+    return Negotiated(
+        mss=max(mss, MIN_MSS),
+        window_scale=window_scale,
+        snd_wscale=min(peer_syn.wscale, MAX_WSCALE) if window_scale else 0,  # RFC 7323 §2.3
+        rcv_wscale=ours.wscale if window_scale else 0,   # type: ignore[arg-type]
+        timestamps=timestamps,
+        sack=ours.sack_permitted and peer_syn.sack_permitted,
+    )

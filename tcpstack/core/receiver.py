@@ -1,0 +1,195 @@
+"""The receive side of a connection: segment text in and out of order, the
+peer's FIN, the window we advertise, SACK blocks, and when to ACK.
+
+``ReceiveSide`` is a part of ``Connection`` (a mixin: the same TCB, the same
+``self``). In-order bytes go to ``_rcvbuf`` (a ``ByteQueue`` the application
+reads); out-of-order ones are held in ``_ooo`` (``core/reassembly.py``),
+keyed by stream offset, until the hole before them is filled.
+"""
+
+from __future__ import annotations
+
+from tcpstack.core.errors import TcpConnectionAborted
+from tcpstack.core.events import TIMER_DELAYED_ACK
+from tcpstack.core.state import State
+from tcpstack.core.timers import DELAYED_ACK
+from tcpstack.seq import Seq, seq_diff
+from tcpstack.wire.tcp import FIN, TcpSegment
+
+__all__ = ["RECV_STATES", "ReceiveSide"]
+
+_MASK = 0xFFFFFFFF
+
+# States in which segment text is accepted (RFC 9293 §3.10.7.4 seventh).
+RECV_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+
+
+class ReceiveSide:
+    """Receiving data and FIN, advertising the window, ACK policy of ``Connection``."""
+
+    __slots__ = ()
+
+    # ------------------------------------------------------------ what we advertise
+    def _window_field(self) -> int:
+        """The window to advertise, with receiver SWS avoidance (RFC 9293 §3.8.6.2.2).
+
+        The right edge RCV.NXT+RCV.WND moves only when it can move by at least
+        min(RCV.BUFF/2, MSS), and never moves left (§3.8.6.2.2: no shrinking).
+        """
+        rcv_nxt = self.rcv_nxt
+        free = 0 if self._closed else self._rcv_cap - self._rcvbuf.nbytes
+        if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
+            return self._wf_field                # nothing it depends on has changed
+        adv_now = seq_diff(self._rcv_adv, rcv_nxt)
+        if adv_now < 0:
+            adv_now = 0
+        # Move the edge only by a worthwhile amount, else keep it where it is.
+        win = free if free - adv_now >= min(self._rcv_cap >> 1, self._rcv_mss) else adv_now
+        ws = self._rcv_wscale if self._ws_ok else 0
+        # Round up so the right edge never moves left through the scaling.
+        field = (win + (1 << ws) - 1) >> ws
+        if field > 0xFFFF:
+            field = 0xFFFF
+        right = Seq(int(rcv_nxt) + (field << ws))
+        if seq_diff(right, self._rcv_adv) > 0:
+            self._rcv_adv = right
+        self._wf_nxt = rcv_nxt
+        self._wf_free = free
+        self._wf_adv = self._rcv_adv
+        self._wf_field = field
+        return field
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """RFC 2018 §4: SACK blocks for the out-of-order data we hold."""
+        limit = 3 if self._ts_ok else 4
+        base = int(self.rcv_nxt) - self._rcv_off
+        return tuple(((base + s) & _MASK, (base + e) & _MASK)
+                     for s, e in self._ooo.blocks(limit))
+
+    # ------------------------------------------------------------ text and FIN
+    def _text_and_fin(self, seg: TcpSegment, seq: Seq, now: float) -> None:
+        """§3.10.7.4 seventh (segment text) and eighth (FIN) steps."""
+        state = self.state
+        payload = seg.payload
+        flags = seg.flags
+        n = len(payload)
+        fin_off: int | None = None
+        if state in RECV_STATES:
+            rcv_nxt = self.rcv_nxt
+            d = seq_diff(seq, rcv_nxt)               # >= -n (acceptable)
+            if flags & FIN:
+                fin_off = self._rcv_off + d + n
+            if n and self._closed:
+                # Data after the application closed: RST (Linux, RFC 2525 §2.17).
+                self._drop(seg, "data-after-close", now)
+                self._send_rst_abort(now)
+                self._fail(TcpConnectionAborted("data received after close"), now)
+                return
+            if n:
+                start = 0 if d >= 0 else -d
+                limit = seq_diff(self._rcv_adv, rcv_nxt) - d   # bytes that fit in the window
+                end = n if n < limit else limit
+                if end < n:
+                    fin_off = None                   # FIN beyond the window is dropped
+                if end > start:
+                    if d <= 0:
+                        self._append_in_order(payload, start, end, now)
+                    else:
+                        data = memoryview(payload)[start:end]
+                        if self._ooo.insert(self._rcv_off + d, data):
+                            self._ctx.count("ooo_segments")
+                        else:
+                            self._drop(seg, "ooo-queue-full", now)
+                        self._ack_now = True        # RFC 5681 §4.2: immediate dup ACK
+                if d > 0 or end < n:
+                    self._ack_now = True            # out of order or beyond the window
+            if fin_off is not None:
+                if fin_off == self._rcv_off:
+                    self._on_fin(now)
+                elif fin_off > self._rcv_off:
+                    self._fin_rcv_off = fin_off      # FIN beyond a hole waits for it
+                    self._ack_now = True
+        elif flags & FIN and state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
+            # Eighth step: remain in the state (a retransmitted FIN); ACK it.
+            self._ack_now = True
+
+    def _append_in_order(self, payload: bytes | memoryview, start: int, end: int,
+                         now: float) -> None:
+        """Bytes at RCV.NXT: to the application's queue, with any held ones they reach."""
+        if start == 0 and end == len(payload):
+            self._rcvbuf.append(payload)
+        else:
+            self._rcvbuf.append(memoryview(payload)[start:end])
+        got = end - start
+        if got > self._rcv_mss and got <= self._adv_mss:
+            self._rcv_mss = got
+        if self._ooo:
+            self._rcv_off += got
+            self._ack_now = True                    # filling a hole: ACK at once
+            while True:
+                more = self._ooo.pop_ready(self._rcv_off)
+                if more is None:
+                    break
+                self._rcvbuf.append(more)
+                self._rcv_off += len(more)
+                got += len(more)
+        else:
+            self._rcv_off += got
+        self.rcv_nxt = self.rcv_nxt + got
+        self.bytes_received += got
+        self._ctx.changed.add(self)
+        # RFC 1122 4.2.3.2 / RFC 5681 §4.2: ACK at least every second full segment.
+        self._ack_pending += got
+        if self._ack_pending >= 2 * self._rcv_mss:
+            self._ack_now = True
+        if self._fin_rcv_off is not None and self._fin_rcv_off == self._rcv_off:
+            self._on_fin(now)
+
+    def _on_fin(self, now: float) -> None:
+        """Eighth step: the FIN is next in sequence."""
+        if self._fin_rcvd:
+            return                                   # a copy of a FIN already taken
+        self._fin_rcv_off = None
+        self._ooo.clear()                            # nothing lies beyond the FIN
+        self._fin_rcvd = True
+        self.rcv_nxt = self.rcv_nxt + 1              # the FIN occupies one sequence number
+        self._ack_now = True
+        self._ctx.changed.add(self)                  # EOF is readable
+        state = self.state
+        if state is State.SYN_RECEIVED or state is State.ESTABLISHED:
+            self._set_state(State.CLOSE_WAIT, now)
+        elif state is State.FIN_WAIT_1:
+            if self._fin_seq is not None and seq_diff(self.snd_una, self._fin_seq) > 0:
+                self._enter_time_wait(now)           # FIN+ACK together
+            else:
+                self._set_state(State.CLOSING, now)  # simultaneous close
+        elif state is State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    # ------------------------------------------------------------ ACK policy
+    def _maybe_window_update(self, now: float) -> None:
+        """After the application read: announce a window that opened enough.
+
+        RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): only when the right edge
+        can move by min(RCV.BUFF/2, MSS), and only when it at least doubles the
+        window the peer knows about (otherwise normal ACKs carry it).
+        """
+        if self.state not in RECV_STATES or self._fin_rcvd:
+            return
+        adv_now = seq_diff(self._rcv_adv, self.rcv_nxt)
+        free = self._rcv_cap - self._rcvbuf.nbytes
+        growth = free - adv_now
+        if growth >= min(self._rcv_cap >> 1, self._rcv_mss) and free >= 2 * adv_now:
+            self._ctx.count("window_updates_sent")
+            self._send_ack(now)
+
+    def _arm_delayed_ack(self, now: float) -> None:
+        """Data waits to be acknowledged and no ACK went out: RFC 1122 4.2.3.2."""
+        if (self._ack_pending and self._timers.at[DELAYED_ACK] is None
+                and self.state is not State.CLOSED):
+            self._timers.arm(DELAYED_ACK, now + self._cfg.delayed_ack)
+
+    def _on_delayed_ack_timer(self, now: float) -> None:
+        if self._ack_pending or self._ack_now:
+            self._trace_timer(TIMER_DELAYED_ACK, now)
+            self._send_ack(now)
