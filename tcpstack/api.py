@@ -25,6 +25,7 @@ from typing import Any
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.congestion import ALGORITHMS
+from tcpstack.core.errors import TcpAddressInUse, TcpNoFreePort
 from tcpstack.core.events import TraceEvent
 from tcpstack.core.state import State
 from tcpstack.errors import UsageError, UserError
@@ -287,12 +288,17 @@ class Stack:
         remote = ns.parse_ipv4(host, "host address")
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
+        if local_port is not None and not 0 < int(local_port) < 65536:
+            raise UsageError(f"bad local port {local_port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
                              send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc,
                              min_ssthresh=min_ssthresh)
         try:
-            conn = self.core.connect(remote, int(port), driver.now(), local_port=local_port,
+            conn = self.core.connect(remote, int(port), driver.now(),
+                                     local_port=None if local_port is None else int(local_port),
                                      options=opts)
+        except (TcpAddressInUse, TcpNoFreePort) as exc:
+            raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot connect to {remote}:{port}: {exc}") from None
         reader, writer = make_streams(conn, driver, limit)
@@ -325,6 +331,8 @@ class Stack:
                              min_ssthresh=min_ssthresh)
         try:
             listener = self.core.listen(int(port), backlog=backlog, options=opts)
+        except TcpAddressInUse as exc:
+            raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot listen on port {port}: {exc}") from None
         server = Server(listener, driver, handler, self.addr, int(port), limit)

@@ -25,7 +25,7 @@ from tcpstack.bench.processes import ProgramFailed
 from tcpstack.bench.topology import BenchNetwork
 from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
 from tcpstack.core.config import ConnectionOptions
-from tcpstack.errors import UsageError, UserError
+from tcpstack.errors import UsageError, UserError, one_line_errors
 
 QUICK = {"bulk_mb": 2.0, "loss_mb": 1.0, "rr_count": 200, "connect_count": 50,
          "idle_conns": 100, "idle_hold": 0.2}
@@ -216,8 +216,6 @@ def _profile(bench: Bench, directory: str, names: list[str], errors: list[str]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tcpstack.cli.common import one_line_errors
-
     parser = argparse.ArgumentParser(prog="tools/bench", description=__doc__.splitlines()[0])
     one_line_errors(parser)
     add_arguments(parser)

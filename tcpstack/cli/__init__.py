@@ -8,7 +8,7 @@ import importlib
 import sys
 
 from tcpstack import __version__
-from tcpstack.errors import UserError
+from tcpstack.errors import UserError, one_line_errors
 
 # Modules that provide subcommands, in the order --help lists them.
 SUBCOMMAND_MODULES = (
@@ -36,8 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-    from tcpstack.cli.common import one_line_errors
-
     # Every argument error, in any subcommand, is one line and exit status 2.
     for p in (parser, *sub.choices.values()):
         one_line_errors(p)

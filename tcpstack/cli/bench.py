@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcpstack.cli import common
+from tcpstack.errors import one_line_errors
 
 
 def register(subparsers: Any) -> None:
@@ -14,6 +14,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench", help="benchmark tcpstack against the kernel (Markdown table, JSON)",
         description=bench_main.__doc__)
-    common.one_line_errors(parser)
+    one_line_errors(parser)
     bench_main.add_arguments(parser)
     parser.set_defaults(func=bench_main.run)

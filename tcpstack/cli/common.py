@@ -1,12 +1,13 @@
 """Shared pieces of the subcommands that run a stack: the NET and TCP option
-groups, one-line argument errors, building a ``tcpstack.Stack`` from the
-parsed options, and running an async body with clean Ctrl-C/SIGTERM handling.
+groups, argument types, building a ``tcpstack.Stack`` from the parsed
+options, and running an async body with clean Ctrl-C/SIGTERM handling.
+(One-line argument errors are ``tcpstack.errors.one_line_errors``.)
 
 A subcommand uses them like this::
 
     def register(subparsers):
         p = subparsers.add_parser("mycmd", help=...)
-        common.one_line_errors(p)
+        one_line_errors(p)      # from tcpstack.errors
         common.add_net_arguments(p)
         common.add_tcp_arguments(p)
         p.set_defaults(func=lambda args: common.run_stack_command(args, body))
@@ -20,24 +21,14 @@ import argparse
 import asyncio
 import signal
 import sys
-import types
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.errors import UserError
 from tcpstack.runtime.network import DEFAULT_ADDR, DEFAULT_NETNS, DEFAULT_TUN, DEFAULT_TUN_ADDR
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-def one_line_errors(parser: argparse.ArgumentParser) -> None:
-    """Make argument errors one line on stderr and exit 2 (instead of usage + error)."""
-
-    def error(self: argparse.ArgumentParser, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    parser.error = types.MethodType(error, parser)  # type: ignore[method-assign]
 
 
 # -- argument types (argparse turns ArgumentTypeError into a one-line error) ----

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from tcpstack.cli import common
-from tcpstack.errors import UserError
+from tcpstack.errors import UserError, one_line_errors
 from tcpstack.link import netns as ns
 from tcpstack.link.tun import delete_tun, open_tun
 from tcpstack.runtime.network import NetworkSetup
@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         description="'lab up' creates the namespace (if missing) and a persistent TUN "
                     "device with the kernel's address on it; 'tcpstack listen/connect' with "
                     "the same NET options then use them. 'lab down' removes both.")
-    common.one_line_errors(lab)
+    one_line_errors(lab)
     lab.add_argument("action", choices=("up", "down"), metavar="up|down")
     common.add_net_arguments(lab, traffic=False)
     lab.set_defaults(func=_lab)

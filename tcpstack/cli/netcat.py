@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from tcpstack.cli import common
-from tcpstack.errors import UserError
+from tcpstack.errors import UserError, one_line_errors
 
 CHUNK = 64 * 1024
 PATTERN = bytes(range(256)) * 256          # --source's fixed 64 KiB pattern
@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
                     "(the peer's FIN and the end of stdin, in either order); "
                     "--echo/--discard/--source serve connections concurrently. "
                     "Prints 'listening on ADDR:PORT' to stderr once packets are accepted.")
-    common.one_line_errors(listen)
+    one_line_errors(listen)
     listen.add_argument("port", type=common.port_number, metavar="PORT")
     mode = listen.add_mutually_exclusive_group()
     mode.add_argument("--echo", action="store_true",
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
                     "input) and the connection to stdout; exit when both directions are "
                     "done. Exit 1 with one line if the connection is refused, reset or "
                     "times out.")
-    common.one_line_errors(connect)
+    one_line_errors(connect)
     connect.add_argument("host", metavar="HOST")
     connect.add_argument("port", type=common.port_number, metavar="PORT")
     connect.add_argument("-p", "--local-port", type=common.port_number, metavar="PORT",

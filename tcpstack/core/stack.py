@@ -129,6 +129,8 @@ class StackCore:
         """RFC 9293 §3.10.1 active OPEN: a new connection in SYN-SENT."""
         if not 0 < remote_port <= 65535:
             raise TcpInvalidArgument(f"port {remote_port} is out of range 1-65535")
+        if local_port is not None and not 0 < local_port <= 65535:
+            raise TcpInvalidArgument(f"local port {local_port} is out of range 1-65535")
         if local_port is None:
             local_port = self._ephemeral_port(remote_addr, remote_port)
         elif (local_port, remote_addr, remote_port) in self._conns:

@@ -32,7 +32,6 @@ from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
-from tcpstack.wire.tcp import ACK
 
 if TYPE_CHECKING:
     from tcpstack.core.stack import StackCore

@@ -1,4 +1,5 @@
-"""Two stacks joined in memory: handshake, data both ways, four-way close (StackCore API end to end)."""
+"""Two stacks joined in memory: handshake, data both ways, four-way close
+(StackCore API end to end)."""
 
 from __future__ import annotations
 

@@ -193,7 +193,8 @@ def test_recovery_stall_probe_is_pushed_back_by_a_duplicate_ack():
     assert first_deadline is not None
     h.deliver(ack=una, options=sack_opts((una + MSS, una + 5 * MSS)),
               t=first_deadline - LAN_RTT)
-    assert conn.timers().get("loss-probe") is not None and conn.timers().get("loss-probe") > first_deadline
+    probe = conn.timers().get("loss-probe")
+    assert probe is not None and probe > first_deadline
 
 
 def test_after_an_rto_neither_forced_retransmit_nor_stall_probe():
