@@ -10,9 +10,10 @@
 
 ``Stack`` owns a TUN device in a network namespace (created if missing and
 removed again if it created it) and runs the sans-IO core on the running
-asyncio loop. ``open_connection``/``start_server`` return an
-``asyncio.StreamReader`` and a ``TcpStreamWriter`` (``asyncio.StreamWriter``'s
-interface); without ``stack=`` they use the innermost running ``Stack``.
+asyncio loop. ``open_connection``/``start_server`` return a
+``TcpStreamReader`` (``asyncio.StreamReader``'s interface) and a
+``TcpStreamWriter`` (``asyncio.StreamWriter``'s); without ``stack=`` they use
+the innermost running ``Stack``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from tcpstack.runtime.network import (
     NetworkSetup,
 )
 from tcpstack.runtime.server import Handler, Server, make_streams
-from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamWriter
+from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamReader, TcpStreamWriter
 
 _current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar("tcpstack_stack",
                                                                        default=None)
@@ -281,7 +282,7 @@ class Stack:
                               recv_buffer: int | None = None, cc: str | None = None,
                               min_ssthresh: int | None = None,
                               limit: int = DEFAULT_LIMIT,
-                              ) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
+                              ) -> tuple[TcpStreamReader, TcpStreamWriter]:
         """Active open; returns once ESTABLISHED. Raises ConnectionRefusedError,
         TimeoutError (a ConnectionError too) as the kernel's would."""
         driver = self._require_running()
@@ -384,7 +385,7 @@ def _replace(obj: Any, changes: dict[str, Any]) -> Any:
 
 
 async def open_connection(host: str, port: int, *, stack: Stack | None = None,
-                          **kwargs: Any) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
+                          **kwargs: Any) -> tuple[TcpStreamReader, TcpStreamWriter]:
     """``asyncio.open_connection`` over tcpstack (the innermost running ``Stack``)."""
     return await (stack or Stack.current()).open_connection(host, port, **kwargs)
 

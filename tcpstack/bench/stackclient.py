@@ -31,6 +31,7 @@ from tcpstack.bench import payload
 from tcpstack.bench.peers import raise_fd_limit, receive_buffer
 from tcpstack.bench.stats import latency_summary
 from tcpstack.core.state import State
+from tcpstack.runtime.streams import TcpStreamReader
 
 READ_CHUNK = 1 << 20
 IDLE_BATCH = 256          # connections opened concurrently in the idle workload
@@ -150,7 +151,7 @@ async def run_idle(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     await writer.wait_closed()
     await asyncio.sleep(0.2)
     before = rss_kib()
-    streams: list[tuple[asyncio.StreamReader, Any]] = []
+    streams: list[tuple[TcpStreamReader, Any]] = []
     start = time.perf_counter()
     for offset in range(0, args.count, IDLE_BATCH):
         batch = min(IDLE_BATCH, args.count - offset)

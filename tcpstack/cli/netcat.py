@@ -16,6 +16,7 @@ from typing import Any
 
 from tcpstack.cli import common
 from tcpstack.errors import UserError, one_line_errors
+from tcpstack.runtime.streams import TcpStreamReader
 
 CHUNK = 64 * 1024
 PATTERN = bytes(range(256)) * 256          # --source's fixed 64 KiB pattern
@@ -124,7 +125,7 @@ async def copy_stdin_to(stdin: StdinSource, writer: Any) -> None:
         writer.write_eof()
 
 
-async def copy_to_stdout(reader: asyncio.StreamReader) -> int:
+async def copy_to_stdout(reader: TcpStreamReader) -> int:
     total = 0
     while data := await reader.read(CHUNK):
         write_stdout(data)
@@ -142,7 +143,7 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
         stdin = StdinSource()
     server: Any = None
 
-    async def handler(reader: asyncio.StreamReader, writer: Any) -> None:
+    async def handler(reader: TcpStreamReader, writer: Any) -> None:
         if args.once:
             server.close()                  # stop accepting: this is the one
         peer = writer.get_extra_info("peername")
@@ -179,7 +180,7 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_echo(reader: asyncio.StreamReader, writer: Any) -> None:
+async def _serve_echo(reader: TcpStreamReader, writer: Any) -> None:
     while data := await reader.read(CHUNK):
         writer.write(data)
         await writer.drain()
@@ -187,14 +188,14 @@ async def _serve_echo(reader: asyncio.StreamReader, writer: Any) -> None:
     await writer.wait_closed()
 
 
-async def _serve_discard(reader: asyncio.StreamReader, writer: Any) -> None:
+async def _serve_discard(reader: TcpStreamReader, writer: Any) -> None:
     while await reader.read(CHUNK):
         pass
     writer.close()
     await writer.wait_closed()
 
 
-async def _serve_source(reader: asyncio.StreamReader, writer: Any, count: int) -> None:
+async def _serve_source(reader: TcpStreamReader, writer: Any, count: int) -> None:
     # Read (and drop) whatever the peer sends meanwhile, so our close is a clean
     # FIN and not a reset for unread data.
     drain_peer = asyncio.create_task(_read_all(reader))
@@ -212,7 +213,7 @@ async def _serve_source(reader: asyncio.StreamReader, writer: Any, count: int) -
         drain_peer.cancel()
 
 
-async def _read_all(reader: asyncio.StreamReader) -> None:
+async def _read_all(reader: TcpStreamReader) -> None:
     try:
         while await reader.read(CHUNK):
             pass
@@ -220,7 +221,7 @@ async def _read_all(reader: asyncio.StreamReader) -> None:
         pass
 
 
-async def _serve_copy(reader: asyncio.StreamReader, writer: Any, stdin: StdinSource) -> None:
+async def _serve_copy(reader: TcpStreamReader, writer: Any, stdin: StdinSource) -> None:
     """Both directions until done, like connect: the peer's FIN ends its data,
     stdin's end sends ours (a later connection gets an immediate FIN)."""
     sending = asyncio.create_task(copy_stdin_to(stdin, writer))

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from tcpstack.core.stack import Listener
     from tcpstack.runtime.driver import StackDriver
 
-Handler = Callable[[asyncio.StreamReader, TcpStreamWriter], Awaitable[None] | None]
+Handler = Callable[[TcpStreamReader, TcpStreamWriter], Awaitable[None] | None]
 
 
 def make_streams(conn: Connection, driver: StackDriver,
-                 limit: int = DEFAULT_LIMIT) -> tuple[asyncio.StreamReader, TcpStreamWriter]:
+                 limit: int = DEFAULT_LIMIT) -> tuple[TcpStreamReader, TcpStreamWriter]:
     reader = TcpStreamReader(limit=limit)
     transport = TcpTransport(conn, driver, reader)
     return reader, TcpStreamWriter(transport, reader)
@@ -66,7 +66,7 @@ class Server:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, reader: asyncio.StreamReader, writer: TcpStreamWriter) -> None:
+    async def _run(self, reader: TcpStreamReader, writer: TcpStreamWriter) -> None:
         try:
             result = self.handler(reader, writer)
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):

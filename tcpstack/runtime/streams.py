@@ -1,15 +1,16 @@
 """asyncio streams over tcpstack connections.
 
-Reading uses ``TcpStreamReader``, an ``asyncio.StreamReader`` that takes
-bytes from the connection's receive buffer only when the application reads:
-``read(n)`` (and ``readinto(buffer)``) with nothing left in the reader's own
-buffer returns the connection's bytes directly, without passing them through
-that buffer (one copy fewer each way); ``readline``, ``readexactly``,
-``readuntil``... pull what the connection holds into the reader's buffer as
-they need it, only while the reader is not paused (it pauses itself above
-twice its ``limit``). Bytes left in the connection shrink the advertised TCP
-window, so a slow reader slows the sender down through the window --
-nothing is dropped.
+Reading uses ``TcpStreamReader``, which has ``asyncio.StreamReader``'s
+interface and semantics (it is its own class, built on public asyncio only)
+and takes bytes from the connection's receive buffer only when the
+application reads: ``read(n)`` (and ``readinto(buffer)``) with nothing left in
+the reader's own buffer returns the connection's bytes directly, without
+passing them through that buffer (one copy fewer each way); ``readline``,
+``readexactly``, ``readuntil``... pull what the connection holds into the
+reader's buffer as they need it, only while the reader is not paused (it
+pauses itself above twice its ``limit``). Bytes left in the connection shrink
+the advertised TCP window, so a slow reader slows the sender down through the
+window -- nothing is dropped.
 
 Writing goes through ``TcpTransport``, which holds what the connection's send
 buffer cannot take yet (asyncio's transport write buffer), and
@@ -43,69 +44,203 @@ READ_PIECE = 64 * 1024
 # Our FIN has been acknowledged (or the connection is gone): nothing written is pending.
 _FINISHED = frozenset({State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED})
 
+# What a waiting read expects from the transport (``TcpStreamReader._waiting``).
+_DIRECT = 1     # read()/readinto(): wake it, it takes the bytes from the connection itself
+_FILL = 2       # readline()/readexactly()/readuntil(): feed the reader's buffer
 
-class TcpStreamReader(asyncio.StreamReader):
-    """``asyncio.StreamReader`` that reads straight from its connection.
+
+class TcpStreamReader:
+    """``asyncio.StreamReader``'s interface, reading straight from a connection.
+
+    Not a subclass of ``asyncio.StreamReader``: the same methods with the same
+    semantics (``read``, ``readline``, ``readexactly``, ``readuntil``,
+    ``at_eof``, ``exception``, ``set_exception``, ``feed_data``, ``feed_eof``,
+    ``async for line in reader``), implemented on public asyncio only.
 
     ``read(n)`` with the reader's own buffer empty returns the connection's
     bytes as the connection hands them out (no copy through the buffer), at
     most ``READ_PIECE`` at a time; ``readinto(buffer)`` is
     ``socket.recv_into``'s shape and fills ``buffer`` with as much as the
-    connection holds. The other methods
-    are asyncio's, fed from the connection when they wait for data.
+    connection holds. ``readline``, ``readexactly`` and ``readuntil`` pull the
+    connection's bytes into the reader's buffer when they wait for data, while
+    that buffer holds no more than twice ``limit``.
     """
 
-    _transport: TcpTransport
+    __slots__ = ("__weakref__", "_buf", "_eof", "_exc", "_limit", "_paused",
+                 "_recv_into", "_transport", "_waiter", "_waiting")
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
-        super().__init__(limit=limit)
-        self._direct = False            # a read()/readinto() waits: wake it, do not feed
+        # As asyncio's: the longest line (readline/readuntil), and half the
+        # buffer size above which the reader stops pulling from the connection.
+        if limit <= 0:
+            raise ValueError("Limit cannot be <= 0")
+        self._limit = limit
+        self._buf = bytearray()
+        self._eof = False               # feed_eof() called: nothing more comes
+        self._exc: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._waiting = 0               # _DIRECT or _FILL while a read waits
+        self._transport: TcpTransport | None = None
+        self._recv_into: Any = None     # the connection's recv_into, if it has one
+        self._paused = False            # pause_reading() called by us
 
-    async def _wait_for_data(self, func_name: str) -> None:
+    def __repr__(self) -> str:
+        info = ["TcpStreamReader"]
+        if self._buf:
+            info.append(f"{len(self._buf)} bytes")
+        if self._eof:
+            info.append("eof")
+        if self._limit != DEFAULT_LIMIT:
+            info.append(f"limit={self._limit}")
+        if self._waiter is not None:
+            info.append(f"waiter={self._waiter!r}")
+        if self._exc is not None:
+            info.append(f"exception={self._exc!r}")
+        if self._transport is not None:
+            info.append(f"transport={self._transport!r}")
         if self._paused:
-            self._paused = False
-            self._transport.resume_reading()
-        if self._transport._pull():
-            return
-        await super()._wait_for_data(func_name)
+            info.append("paused")
+        return "<{}>".format(" ".join(info))
 
-    async def _wait_direct(self, func_name: str) -> None:
-        self._direct = True
+    # -- what the transport (asyncio: the protocol) calls ----------------------
+
+    def set_transport(self, transport: TcpTransport) -> None:
+        assert self._transport is None, "Transport already set"
+        self._transport = transport
+        self._recv_into = getattr(transport.conn, "recv_into", None)
+
+    def exception(self) -> BaseException | None:
+        return self._exc
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._exc = exc
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wake()
+
+    def feed_data(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self._eof, "feed_data after feed_eof"
+        if not data:
+            return
+        buf = self._buf
+        buf += data
+        self._wake()
+        transport = self._transport
+        if transport is not None and not self._paused and len(buf) > 2 * self._limit:
+            transport.pause_reading()
+            self._paused = True
+
+    def at_eof(self) -> bool:
+        """True if the buffer is empty and ``feed_eof`` was called."""
+        return self._eof and not self._buf
+
+    def _wake(self) -> None:
+        """Wake the read waiting for data or EOF."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self, func_name: str, kind: int) -> None:
+        """Until data, EOF or an exception arrives (the exception is raised)."""
+        if self._waiter is not None:
+            raise RuntimeError(f"{func_name}() called while another coroutine is "
+                               f"already waiting for incoming data")
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        self._waiting = kind
         try:
-            await super()._wait_for_data(func_name)
+            await waiter
         finally:
-            self._direct = False
+            self._waiter = None
+            self._waiting = 0
+
+    async def _wait_for_more(self, func_name: str) -> None:
+        """Grow the buffer: pull from the connection, or wait until it has more.
+
+        Waiting while paused would never end (``readexactly(n)`` with ``n``
+        above twice the limit), so the reader resumes first, as asyncio's does.
+        """
+        if self._waiter is not None:
+            raise RuntimeError(f"{func_name}() called while another coroutine is "
+                               f"already waiting for incoming data")
+        transport = self._transport
+        if transport is not None:
+            if self._paused:
+                self._paused = False
+                transport.resume_reading()
+            if transport._pull():
+                return
+        await self._wait(func_name, _FILL)
+
+    def _maybe_resume(self) -> None:
+        if self._paused and len(self._buf) <= self._limit:
+            self._paused = False
+            transport = self._transport
+            if transport is not None:
+                transport.resume_reading()
+
+    # -- reading --------------------------------------------------------------
 
     async def read(self, n: int = -1) -> bytes:
-        if n > 0 and not self._buffer and self._transport is not None:
-            while True:
-                if self._exception is not None:
-                    raise self._exception
-                data = self._transport._take(n)
-                if data or self._eof:
-                    return data
-                await self._wait_direct("read")
-                if self._buffer:
-                    break
-        return await super().read(n)
+        """Up to ``n`` bytes as soon as any are there; b"" at EOF; all of it
+        up to EOF when ``n`` is negative (asyncio's ``read``)."""
+        if self._exc is not None:
+            raise self._exc
+        if n == 0:
+            return b""
+        if n < 0:
+            blocks = []
+            while block := await self.read(self._limit):
+                blocks.append(block)
+            return b"".join(blocks)
+        buf = self._buf
+        if not buf:
+            transport = self._transport
+            if transport is not None:
+                # Straight from the connection, without the reader's buffer.
+                while True:
+                    data = transport._take(n)
+                    if data or self._eof:
+                        return data
+                    await self._wait("read", _DIRECT)
+                    if buf:
+                        break               # someone fed the buffer meanwhile
+                    if self._exc is not None:
+                        raise self._exc
+            elif not self._eof:
+                await self._wait("read", _FILL)
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._maybe_resume()
+        return data
 
     async def readinto(self, buffer: bytearray | memoryview) -> int:
         """Up to ``len(buffer)`` bytes into ``buffer``; their count, 0 at EOF."""
-        view = memoryview(buffer).cast("B")
+        view = memoryview(buffer)
+        if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+            view = view.cast("B")
         if not view:
             return 0
-        recv_into = getattr(self._transport.conn, "recv_into", None) if (
-            self._transport is not None) else None
-        if recv_into is None or self._buffer:
+        recv_into = self._recv_into
+        if recv_into is None or self._buf:
             return await self._readinto_pieces(view)
+        transport = self._transport
+        assert transport is not None
         while True:
-            if self._exception is not None:
-                raise self._exception
-            n = self._transport._take_into(view, recv_into)
+            if self._exc is not None:
+                raise self._exc
+            n = transport._take_into(view, recv_into)
             if n or self._eof:
                 return n
-            await self._wait_direct("readinto")
-            if self._buffer:
+            await self._wait("readinto", _DIRECT)
+            if self._buf:
                 return await self._readinto_pieces(view)
 
     async def _readinto_pieces(self, view: memoryview) -> int:
@@ -114,7 +249,7 @@ class TcpStreamReader(asyncio.StreamReader):
         n = len(data)
         view[:n] = data
         transport = self._transport
-        while n < len(view) and not self._buffer and transport is not None and (
+        while n < len(view) and not self._buf and transport is not None and (
                 transport.conn.recv_available()):
             data = transport._take(len(view) - n)
             if not data:
@@ -122,6 +257,109 @@ class TcpStreamReader(asyncio.StreamReader):
             view[n:n + len(data)] = data
             n += len(data)
         return n
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; ``asyncio.IncompleteReadError`` if EOF comes first."""
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        if self._exc is not None:
+            raise self._exc
+        if n == 0:
+            return b""
+        buf = self._buf
+        while len(buf) < n:
+            if self._eof:
+                incomplete = bytes(buf)
+                buf.clear()
+                raise asyncio.IncompleteReadError(incomplete, n)
+            await self._wait_for_more("readexactly")
+        if len(buf) == n:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._maybe_resume()
+        return data
+
+    async def readline(self) -> bytes:
+        """Up to and including b"\\n"; the partial line at EOF (b"" if none).
+        A line longer than the limit raises ``ValueError`` and is dropped."""
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            return e.partial
+        except asyncio.LimitOverrunError as e:
+            buf = self._buf
+            if buf.startswith(b"\n", e.consumed):
+                del buf[:e.consumed + 1]
+            else:
+                buf.clear()
+            self._maybe_resume()
+            raise ValueError(e.args[0])  # noqa: B904 -- asyncio's, exactly
+
+    async def readuntil(self, separator: bytes | tuple[bytes, ...] = b"\n") -> bytes:
+        """Up to and including ``separator`` (or the one of a tuple of separators
+        that ends first), as asyncio's: ``asyncio.IncompleteReadError`` at EOF
+        (the buffer is emptied into it), ``asyncio.LimitOverrunError`` when the
+        data before the separator would exceed the limit (the data stays)."""
+        if isinstance(separator, tuple):
+            separators: list[bytes] | None = sorted(separator, key=len)
+            if not separators:
+                raise ValueError("Separator should contain at least one element")
+            min_len = len(separators[0])
+            max_len = len(separators[-1])
+        else:
+            separators = None
+            min_len = max_len = len(separator)
+        if min_len == 0:
+            raise ValueError("Separator should be at least one-byte string")
+        if self._exc is not None:
+            raise self._exc
+        buf = self._buf
+        limit = self._limit
+        # ``offset``: how many bytes at the front hold no separator (not searched again).
+        offset = 0
+        while True:
+            buflen = len(buf)
+            if buflen - offset >= min_len:
+                if separators is None:
+                    start = buf.find(separator, offset)  # type: ignore[arg-type]
+                    end = start + max_len
+                else:
+                    start = end = -1
+                    for sep in separators:
+                        at = buf.find(sep, offset)
+                        if at != -1 and (end == -1 or at + len(sep) < end):
+                            start, end = at, at + len(sep)
+                if start != -1:
+                    break
+                offset = max(0, buflen + 1 - max_len)
+                if offset > limit:
+                    raise asyncio.LimitOverrunError(
+                        "Separator is not found, and chunk exceed the limit", offset)
+            # A complete separator may have arrived with the EOF: look first.
+            if self._eof:
+                chunk = bytes(buf)
+                buf.clear()
+                raise asyncio.IncompleteReadError(chunk, None)
+            await self._wait_for_more("readuntil")
+        if start > limit:
+            raise asyncio.LimitOverrunError(
+                "Separator is found, but chunk is longer than limit", start)
+        chunk = bytes(buf[:end])
+        del buf[:end]
+        self._maybe_resume()
+        return chunk
+
+    def __aiter__(self) -> TcpStreamReader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        line = await self.readline()
+        if line == b"":
+            raise StopAsyncIteration
+        return line
 
 
 class TcpTransport(asyncio.Transport):
@@ -185,7 +423,9 @@ class TcpTransport(asyncio.Transport):
         self._read_paused = True
 
     def resume_reading(self) -> None:
-        self._read_paused = False       # the reader pulls again when it waits for data
+        if self._read_paused:
+            self._read_paused = False   # the reader pulls again when it waits for data,
+            self._notify_reader()       # or now if it is waiting already
 
     # -- asyncio.WriteTransport ---------------------------------------------
 
@@ -283,12 +523,13 @@ class TcpTransport(asyncio.Transport):
     def _notify_reader(self) -> None:
         """Something changed: a reader waiting for data gets it (or EOF/the error)."""
         reader = self.reader
-        if reader._waiter is None or self._reading_stopped():
+        waiting = reader._waiting
+        if not waiting or self._reading_stopped():
             return
         conn = self.conn
         if conn.recv_available() or conn.at_eof:
-            if reader._direct:
-                reader._wakeup_waiter()     # read()/readinto() take the bytes themselves
+            if waiting == _DIRECT:
+                reader._wake()          # read()/readinto() take the bytes themselves
             else:
                 self._pull()
 
@@ -322,29 +563,37 @@ class TcpTransport(asyncio.Transport):
         if self._reading_stopped():
             return 0
         conn = self.conn
-        if conn.recv_available():
+        available = conn.recv_available()
+        n = 0
+        if available:
             n = recv_into(view, self.driver.now())
-            self.driver.kick()
-            return n
+            self.driver.kick()          # the window reopened: an update may be due
+            if available > n:
+                return n                # bytes are left: not at the end
         if conn.at_eof:
             self._eof_fed = True
             self.reader.feed_eof()
-        return 0
+        return n
 
     def _take(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` straight from the connection (b"" if none; EOF fed
-        to the reader when the connection is at its end)."""
+        """Up to ``max_bytes`` straight from the connection (b"" if none). EOF is
+        fed to the reader once the connection is at its end -- with the last
+        bytes already, so that ``at_eof()`` turns true as soon as they are read."""
         if self._reading_stopped():
             return b""
         conn = self.conn
-        if conn.recv_available():
-            data = conn.recv(min(max_bytes, READ_PIECE), self.driver.now())
+        available = conn.recv_available()
+        data = b""
+        if available:
+            size = min(max_bytes, READ_PIECE)
+            data = conn.recv(size, self.driver.now())
             self.driver.kick()          # the window reopened: an update may be due
-            return data
+            if available > size:
+                return data             # bytes are left: not at the end
         if conn.at_eof:
             self._eof_fed = True
             self.reader.feed_eof()
-        return b""
+        return data
 
     def _push(self) -> None:
         """Hand pending writes to the connection's send buffer; FIN when asked and empty."""
@@ -429,7 +678,7 @@ class TcpTransport(asyncio.Transport):
 class TcpStreamWriter:
     """``asyncio.StreamWriter``'s interface for a tcpstack connection."""
 
-    def __init__(self, transport: TcpTransport, reader: asyncio.StreamReader) -> None:
+    def __init__(self, transport: TcpTransport, reader: TcpStreamReader) -> None:
         self._transport = transport
         self._reader = reader
 
