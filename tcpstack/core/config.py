@@ -68,7 +68,7 @@ class StackConfig:
     def __post_init__(self) -> None:
         if not 0 < self.delayed_ack <= 0.2:
             raise ValueError("delayed_ack must be in (0, 0.2] seconds (RFC 1122 4.2.3.2)")
-        if self.mtu < 68 + 40:
+        if self.mtu < 68:                 # RFC 791 / RFC 9293 §3.7.1: every IPv4 link takes 68
             raise ValueError(f"mtu {self.mtu} is too small for TCP/IPv4")
         lo, hi = self.ephemeral_ports
         if not 0 < lo <= hi <= 65535:

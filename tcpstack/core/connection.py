@@ -43,7 +43,7 @@ from tcpstack.core.events import TIMER_FIN_WAIT_2, TIMER_TIME_WAIT, EventKind, T
 from tcpstack.core.options import DEFAULT_MSS, negotiate, receive_wscale
 from tcpstack.core.prediction import HeaderPrediction
 from tcpstack.core.reassembly import Reassembly
-from tcpstack.core.receiver import ReceiveSide
+from tcpstack.core.receiver import RECV_STATES, ReceiveSide
 from tcpstack.core.recovery import RenoRecovery, make_recovery
 from tcpstack.core.rtt import RttEstimator
 from tcpstack.core.sender import SEND_STATES, SendSide
@@ -60,7 +60,7 @@ from tcpstack.core.timers import (
     TimerTable,
 )
 from tcpstack.seq import Seq, seq_diff, wire_seq
-from tcpstack.wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
+from tcpstack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions"]
 
@@ -91,12 +91,12 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
     __slots__ = (
         "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
         "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_ka_probes", "_last_ack_sent",
-        "_last_rcv", "_last_send", "_ooo", "_our_options", "_peer_syn_options",
+        "_last_rcv", "_last_send", "_max_flight", "_ooo", "_our_options", "_peer_syn_options",
         "_persist_backoff", "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off",
-        "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
-        "_shut_wr", "_snd_wscale", "_sndbuf", "_timers", "_ts_offset", "_ts_ok", "_ts_recent",
-        "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
-        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
+        "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time",
+        "_sack_ok", "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset",
+        "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt",
+        "_ws_ok", "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
         "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
         "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
     )
@@ -141,6 +141,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._rcv_off = 0                # stream offset of rcv_nxt (payload bytes in order)
         self._fin_rcv_off: int | None = None  # peer FIN beyond a hole (stream offset)
         self._fin_rcvd = False
+        self._rcv_up: Seq | None = None   # RCV.UP: the latest urgent mark (RFC 9293 §3.3.1)
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018): what we offer, then what
         # the handshake agreed (options.negotiate).
@@ -172,6 +173,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self.rtt = RttEstimator(cfg.initial_rto, cfg.min_rto, cfg.max_rto)
         self.cc = make_congestion_control(opts.cc, DEFAULT_MSS, opts.min_ssthresh)
         self._recovery: RenoRecovery = RenoRecovery(iss)   # SACK or not: at the handshake
+        self._syn_lost = False               # our SYN or SYN-ACK was retransmitted
+        self._max_flight = 0                 # most bytes in flight since the last new ACK
         self._rtt_seq: Seq | None = None     # Karn: the segment being timed (no timestamps)
         self._rtt_time = 0.0
         self.retransmits = 0
@@ -313,6 +316,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             "rcv_nxt": int(self.rcv_nxt),
             "snd_wnd": self.snd_wnd,
             "rcv_wnd": max(0, seq_diff(self._rcv_adv, self.rcv_nxt)),
+            "rcv_up": None if self._rcv_up is None else int(self._rcv_up),
             "mss": self.mss,
             "rto": self.rtt.rto,
             "srtt": self.rtt.srtt,
@@ -522,6 +526,12 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
     def _established(self, now: float) -> None:
         """Entering ESTABLISHED: keepalive, accept queue, a queued CLOSE."""
         self._last_rcv = now
+        if self._syn_lost:
+            # RFC 5681 §3.1: after a lost SYN or SYN-ACK the initial window is one
+            # segment (Linux: only after two or more); RFC 6298 §5.7: RTO 3 s if
+            # no RTT was measured.
+            self.cc.cwnd = self.mss
+            self.rtt.fall_back_after_syn_loss()
         if self.options.keepalive is not None:
             self._timers.arm(KEEPALIVE, now + self.options.keepalive[0])
         self._ctx.connection_established(self)
@@ -552,10 +562,12 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if rcv_wnd < 0:
             rcv_wnd = 0
 
-        # RFC 7323 §5.3 PAWS, before the acceptability test.
+        # RFC 7323 §5.3 PAWS, before the acceptability test. After 24 days idle
+        # TS.Recent is invalid (§5.5): PAWS is skipped and TS.Recent taken anew.
         ts = opts.timestamps if self._ts_ok else None
+        ts_recent_valid = now - self._ts_recent_time < PAWS_IDLE
         if (ts is not None and not flags & RST and seq_diff(ts[0], self._ts_recent) < 0
-                and now - self._ts_recent_time < PAWS_IDLE):
+                and ts_recent_valid):
             self._send_ack(now)
             self._drop(seg, "paws", now)
             return
@@ -568,6 +580,14 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             ok = False
         else:
             ok = (0 <= d < rcv_wnd) or (0 <= d + seg_len - 1 < rcv_wnd)
+        text_refused = False
+        if not ok and rcv_wnd == 0 and d == 0 and not flags & SYN:
+            # §3.10.7.4: "If the RCV.WND is zero, no segments will be acceptable,
+            # but special allowance should be made to accept valid ACKs, URGs, and
+            # RSTs": the ACK and window are processed, the text and FIN are not.
+            ok = text_refused = True
+            payload = b""
+            flags &= ~FIN
         if not ok:
             if flags & RST:
                 self._drop(seg, "rst-out-of-window", now)   # RFC 5961 §3.2: silently
@@ -587,7 +607,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._heard_from_peer(now)
 
         # RFC 7323 §4.3 (R3): remember TS.Recent from the segment that is in order.
-        if (ts is not None and seq_diff(ts[0], self._ts_recent) >= 0
+        if (ts is not None and (seq_diff(ts[0], self._ts_recent) >= 0 or not ts_recent_valid)
                 and seq_diff(seq, self._last_ack_sent) <= 0):
             self._ts_recent = ts[0]
             self._ts_recent_time = now
@@ -639,14 +659,25 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if state is CLOSED:
             return
         if state is TIME_WAIT_STATE:
-            # The only thing that can arrive here is a retransmitted FIN (handled above
-            # when it is old); ACK anything else in window and restart 2 MSL.
+            # §3.10.7.4 eighth: a retransmitted FIN is ACKed and restarts 2 MSL. Any
+            # other acceptable segment but a bare ACK at RCV.NXT is ACKed too (Linux
+            # tcp_timewait_state_process: TCP_TW_ACK), so a peer that lost our last
+            # ACK learns where we are.
             if flags & FIN:
                 self._timers.arm(TIME_WAIT, now + 2 * self._cfg.msl)
                 self._send_ack(now)
+            elif seg_len or d != 0:
+                self._send_ack(now)
             return
 
-        # Sixth, check the URG bit: urgent data is not supported (RFC 6093): ignored.
+        if text_refused:
+            self._ctx.count("zero_window_text_refused")
+            self._ack_now = True                 # tell the peer the window is still 0
+        # Sixth, check the URG bit (RFC 9293 §3.10.7.4, MUST-30/31): the urgent
+        # pointer points past the urgent data; the mark is kept, the data stays
+        # inline in the stream (SO_OOBINLINE; RFC 6093 §6). No URG is ever sent.
+        if flags & URG and state in RECV_STATES:
+            self._urgent(seq, seg.urgent)
         # Seventh, process the segment text; eighth, check the FIN bit.
         if payload or flags & FIN:
             self._text_and_fin(seg, seq, now)
@@ -663,13 +694,16 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
                 self._terminate(now)
             else:
                 self._fail(TcpConnectionRefused("connection refused"), now)
-        elif state in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2_STATE, CLOSE_WAIT):
-            self._fail(TcpConnectionReset("connection reset by peer"), now)
-        elif state is TIME_WAIT_STATE and self._cfg.rfc1337:
-            self._ctx.count("rst_ignored_in_time_wait")   # RFC 1337 TW assassination
+        elif state is TIME_WAIT_STATE:
+            if self._cfg.rfc1337:
+                self._ctx.count("rst_ignored_in_time_wait")   # RFC 1337 TW assassination
+            else:
+                self._terminate(now)   # "enter the CLOSED state, delete the TCB"
         else:
-            # CLOSING, LAST-ACK, TIME-WAIT: "enter the CLOSED state, delete the TCB".
-            self._terminate(now)
+            # ESTABLISHED, FIN-WAIT-1/2, CLOSE-WAIT; CLOSING and LAST-ACK too: the
+            # application hears "connection reset" (Linux: ECONNRESET in every
+            # synchronized state), not a clean end, since our FIN was not ACKed.
+            self._fail(TcpConnectionReset("connection reset by peer"), now)
 
     def _process_ack(self, seg: TcpSegment, seq: Seq, ack: Seq, now: float) -> bool:
         """Fifth step for synchronized states. False if the segment must be dropped."""
@@ -692,7 +726,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         # Window update: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK).
         wl = seq_diff(seq, self.snd_wl1)
         window_changed = False
-        if wl > 0 or (wl == 0 and seq_diff(ack, self.snd_wl2) >= 0):
+        # RFC 9293 §3.10.7.4 fifth: only from a segment with SND.UNA =< SEG.ACK.
+        if d_una >= 0 and (wl > 0 or (wl == 0 and seq_diff(ack, self.snd_wl2) >= 0)):
             window_changed = window != self.snd_wnd
             self.snd_wnd = window
             self.snd_wl1 = seq
@@ -744,6 +779,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             self._ctx.changed.add(self)          # writable
         rtt.reset_backoff()                      # RFC 6298 §5.7: new data ACKed
         self._recovery.on_new_ack(self, ack, acked, now)
+        self._max_flight = seq_diff(self.snd_max, ack)
         timers = self._timers
         if seq_diff(self.snd_una, self.snd_max) == 0:
             at = timers.at
@@ -754,6 +790,15 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         fin = self._fin_seq
         if fin is not None and seq_diff(ack, fin) > 0:
             self._our_fin_acked(now)
+
+    def _cwnd_limited(self) -> bool:
+        """Whether the window, not the application, limited what was in flight
+        (Linux tcp_is_cwnd_limited): only then may cwnd grow (RFC 7661 §4.1,
+        RFC 9438 §5.8). In slow start, cwnd may grow to twice the flight."""
+        cc = self.cc
+        if cc.cwnd < cc.ssthresh:
+            return cc.cwnd < 2 * self._max_flight
+        return self._max_flight + self.mss > cc.cwnd
 
     def _our_fin_acked(self, now: float) -> None:
         """Fifth step, per state, once our FIN is acknowledged."""

@@ -57,11 +57,14 @@ def negotiate(ours: TcpOptions, peer_syn: TcpOptions) -> Negotiated:
     carry, timestamps as any pair) meeting the peer's SYN options."""
     window_scale = ours.wscale is not None and peer_syn.wscale is not None
     timestamps = ours.timestamps is not None and peer_syn.timestamps is not None
-    mss = min(peer_syn.mss if peer_syn.mss else DEFAULT_MSS, ours.mss or DEFAULT_MSS)
-    if timestamps:
-        mss -= TS_OPTION_LEN                  # every segment carries the option
+    ours_mss = ours.mss or DEFAULT_MSS
+    mss = min(peer_syn.mss if peer_syn.mss else DEFAULT_MSS, ours_mss)
+    option_room = TS_OPTION_LEN if timestamps else 0   # every segment carries the option
+    # A floor against a peer that claims a tiny MSS, but never above what our
+    # own MTU allows (RFC 879: a 68-byte IPv4 MTU is an MSS of 28).
+    floor = min(MIN_MSS, ours_mss - option_room)
     return Negotiated(
-        mss=max(mss, MIN_MSS),
+        mss=max(mss - option_room, floor, 1),
         window_scale=window_scale,
         snd_wscale=min(peer_syn.wscale, MAX_WSCALE) if window_scale else 0,  # RFC 7323 §2.3
         rcv_wscale=ours.wscale if window_scale else 0,   # type: ignore[arg-type]

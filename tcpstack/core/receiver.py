@@ -79,8 +79,10 @@ class ReceiveSide:
             d = seq_diff(seq, rcv_nxt)               # >= -n (acceptable)
             if flags & FIN:
                 fin_off = self._rcv_off + d + n
-            if n and self._closed:
-                # Data after the application closed: RST (Linux, RFC 2525 §2.17).
+            if n and self._closed and d + n > 0:
+                # New data after the application closed: RST (Linux, RFC 2525 §2.17).
+                # A retransmission of bytes already received (with or without a
+                # FIN) is not new: it is ACKed (Linux: end_seq - fin > rcv_nxt).
                 self._drop(seg, "data-after-close", now)
                 self._send_rst_abort(now)
                 self._fail(TcpConnectionAborted("data received after close"), now)
@@ -166,6 +168,16 @@ class ReceiveSide:
         elif state is State.FIN_WAIT_2:
             self._enter_time_wait(now)
 
+    def _urgent(self, seq: Seq, pointer: int) -> None:
+        """Record the urgent mark SEG.SEQ + SEG.UP if it advances (RFC 9293 §3.8.5)."""
+        if pointer == 0:
+            return
+        mark = Seq(seq + pointer)
+        if self._rcv_up is None or seq_diff(mark, self._rcv_up) > 0:
+            self._rcv_up = mark
+            self._ctx.count("urgent_marks_received")
+            self._ctx.changed.add(self)          # MUST-32: tell the application
+
     # ------------------------------------------------------------ ACK policy
     def _maybe_window_update(self, now: float) -> None:
         """After the application read: announce a window that opened enough.
@@ -177,9 +189,12 @@ class ReceiveSide:
         if self.state not in RECV_STATES or self._fin_rcvd:
             return
         adv_now = seq_diff(self._rcv_adv, self.rcv_nxt)
-        free = self._rcv_cap - self._rcvbuf.nbytes
-        growth = free - adv_now
-        if growth >= min(self._rcv_cap >> 1, self._rcv_mss) and free >= 2 * adv_now:
+        ws = self._rcv_wscale if self._ws_ok else 0
+        # What the window field can say: a window pinned at 65535 << ws does not
+        # grow however much is read, and repeating it would be a duplicate ACK.
+        win = min(self._rcv_cap - self._rcvbuf.nbytes, 0xFFFF << ws)
+        growth = win - adv_now
+        if growth >= min(self._rcv_cap >> 1, self._rcv_mss) and win >= 2 * adv_now:
             self._ctx.count("window_updates_sent")
             self._send_ack(now)
 

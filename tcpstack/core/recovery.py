@@ -110,7 +110,8 @@ class RenoRecovery:
     def _new_ack_common(self, conn: Connection, acked: int, now: float) -> None:
         self.dupacks = 0
         self.lt_sent = 0
-        conn.cc.on_ack(acked, now, conn.rtt.srtt, self.state is RECOVERY and self.cc_recovery)
+        hold = (self.state is RECOVERY and self.cc_recovery) or not conn._cwnd_limited()
+        conn.cc.on_ack(acked, now, conn.rtt.srtt, hold)
 
     def _leave_disorder(self, ack: Seq) -> None:
         state = self.state

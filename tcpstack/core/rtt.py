@@ -25,6 +25,7 @@ MIN_RTO = 0.2
 MAX_RTO = 120.0
 # RFC 6298 §2.2/§2.3: G, the clock granularity, in seconds.
 CLOCK_GRANULARITY = 0.001
+SYN_LOSS_RTO = 3.0   # RFC 6298 §5.7: the RTO once data starts after a lost SYN
 
 
 class RttEstimator:
@@ -95,6 +96,12 @@ class RttEstimator:
         give up); the RTO itself stops growing at ``max_rto``.
         """
         self.backoffs += 1
+
+    def fall_back_after_syn_loss(self) -> None:
+        """RFC 6298 §5.7: a SYN (or SYN-ACK) timed out and no RTT was measured:
+        data transmission starts with an RTO of 3 s."""
+        if self.srtt is None and self._base_rto < SYN_LOSS_RTO:
+            self._base_rto = SYN_LOSS_RTO
 
     def reset_backoff(self) -> None:
         """Drop the backoff without a new sample (e.g. an ACK of new data, RFC 6298 §5.7)."""

@@ -83,7 +83,6 @@ class SendSide:
                            0, opts, payload)
 
     def _emit(self, seg: TcpSegment, now: float) -> None:
-        self._last_send = now
         self._ctx.emit(self.local, self.remote, seg, now)
 
     def _send_ack(self, now: float) -> None:
@@ -219,9 +218,11 @@ class SendSide:
                 if limit == 0:
                     break
                 continue
-            if fin_seq is not None and seq_diff(snd_nxt, fin_seq) == 0:
-                # All data is out: send the FIN (it may go beyond a zero window;
-                # the peer then ACKs and we retransmit it on timeout).
+            if (fin_seq is not None and seq_diff(snd_nxt, fin_seq) == 0
+                    and (seq_diff(una, snd_nxt) + wnd > 0 or force_one)):
+                # All data is out: send the FIN. Like data it needs room in the
+                # window (Linux tcp_snd_wnd_test counts the FIN); against a zero
+                # window the persist timer probes until it opens.
                 self._emit(self._segment(snd_nxt, FIN | ACK, now, sack=sack), now)
                 self._account_sent(snd_nxt, snd_nxt + 1, now)
                 sent = True
@@ -233,16 +234,24 @@ class SendSide:
         # RFC 1122 4.2.2.17: data waiting, nothing in flight, window closed -> persist.
         at = self._timers.at
         if (at[RETRANSMIT] is None and at[PERSIST] is None
-                and seq_diff(self.snd_una, self.snd_max) == 0
-                and seq_diff(self._buf_seq + sndbuf.nbytes, self.snd_nxt) > 0):
+                and seq_diff(self.snd_una, self.snd_max) == 0 and self._unsent()):
             self._timers.arm(PERSIST, now + self._persist_interval())
         return sent
+
+    def _unsent(self) -> bool:
+        """Data or our FIN waits beyond SND.NXT."""
+        if seq_diff(self._buf_seq + self._sndbuf.nbytes, self.snd_nxt) > 0:
+            return True
+        fin = self._fin_seq
+        return fin is not None and seq_diff(fin, self.snd_nxt) >= 0
 
     def _account_sent(self, start: Seq, end: Seq, now: float) -> None:
         """Bookkeeping after sending [start, end) of sequence space."""
         snd_max = self.snd_max
         fresh = seq_diff(start, snd_max) >= 0
         self._recovery.on_send(start, end, now, not fresh)
+        if fresh:
+            self._last_send = now            # RFC 5681 §4.1: the last time new data went out
         if seq_diff(end, snd_max) > 0:
             if fresh and self._rtt_seq is None and not self._ts_ok:
                 self._rtt_seq = start        # time this segment (RFC 6298 §3, Karn)
@@ -253,6 +262,9 @@ class SendSide:
         else:
             self._count_retransmit()
         self.snd_nxt = end
+        flight = seq_diff(self.snd_max, self.snd_una)
+        if flight > self._max_flight:
+            self._max_flight = flight
         timers = self._timers
         if timers.at[RETRANSMIT] is None:
             timers.arm(RETRANSMIT, now + self.rtt.rto)     # RFC 6298 §5.1
@@ -336,6 +348,7 @@ class SendSide:
                 return
             rtt.backoff()
             self._rtt_seq = None
+            self._syn_lost = True
             self._count_retransmit()
             timers.at[RETRANSMIT] = None
             self._send_syn(now)                  # the same ISS (RFC 9293 §3.4.1)
@@ -369,8 +382,7 @@ class SendSide:
         """RFC 1122 4.2.2.17 / RFC 9293 §3.8.6.1: zero window probing."""
         if self.state not in SEND_STATES:
             return
-        unsent = seq_diff(self._buf_seq + self._sndbuf.nbytes, self.snd_nxt)
-        if unsent <= 0 or seq_diff(self.snd_una, self.snd_max) != 0:
+        if not self._unsent() or seq_diff(self.snd_una, self.snd_max) != 0:
             self._persist_backoff = 0
             return
         self._trace_timer(TIMER_PERSIST, now, f"probe {self._persist_probes + 1}")

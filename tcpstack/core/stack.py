@@ -255,7 +255,11 @@ class StackCore:
         if not flags & SYN:
             ctx.drop(local, remote, seg, "listener-no-syn", now)   # fourth: other text
             return
-        # Third: SYN.
+        # Third: SYN. A SYN with FIN is nonsense (RFC 9293 leaves it to the
+        # stack); Linux drops it (tcp_v4_rcv -> tcp_rcv_state_process), so do we.
+        if flags & FIN:
+            ctx.drop(local, remote, seg, "syn-fin-to-listener", now)
+            return
         if len(listener._syn_queue) + len(listener._accept_queue) >= listener.backlog:
             ctx.drop(local, remote, seg, "listen-backlog-full", now)
             return
@@ -267,7 +271,7 @@ class StackCore:
         self._listener_of[conn] = listener
         listener._syn_queue.add(conn)
         ctx.count("passive_opens")
-        if flags & FIN or seg.payload:
+        if seg.payload:
             ctx.count("syn_data_ignored")        # no TFO: the peer will resend it
         conn.open_passive(seg, now)
 

@@ -47,7 +47,7 @@ class NetworkSetup:
                              f"pick another in {iface.network}")
         if addr in (iface.network.network_address, iface.network.broadcast_address):
             raise UsageError(f"stack address {addr} is not a host address of {iface.network}")
-        if not 576 <= self.mtu <= 65535:
+        if not 68 <= self.mtu <= 65535:
             raise UsageError(f"bad MTU {self.mtu} (576..65535)")
         return iface
 
