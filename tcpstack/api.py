@@ -352,6 +352,10 @@ class Stack:
         """``ss -ti``: one ``conn.info()`` dict per connection."""
         return [conn.info() for conn in self.connections()]
 
+    def listeners_info(self) -> list[dict[str, Any]]:
+        """``ss -lti``: one ``listener.info()`` dict per listener (queues, SYN cookies)."""
+        return [listener.info() for listener in self.core.listeners()] if self.core else []
+
     @property
     def counters(self) -> dict[str, int]:
         """The core's counters plus the runtime's (link rx/tx, ignored packets)."""

@@ -64,6 +64,9 @@ class StackConfig:
     # Leave out a pure ACK that a newer pure ACK of the same connection in the
     # same output batch supersedes (core/context.py StackContext.emit).
     coalesce_acks: bool = True
+    # RFC 4987 §3.6: answer SYNs with cookies when a listener's SYN queue is
+    # full (its backlog, as Linux), keeping no state (Linux tcp_syncookies=1).
+    syncookies: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.delayed_ack <= 0.2:

@@ -40,7 +40,7 @@ from tcpstack.core.errors import (
     TcpConnectionReset,
 )
 from tcpstack.core.events import TIMER_FIN_WAIT_2, TIMER_TIME_WAIT, EventKind, TraceEvent
-from tcpstack.core.options import DEFAULT_MSS, negotiate, receive_wscale
+from tcpstack.core.options import DEFAULT_MSS, negotiate, our_offer
 from tcpstack.core.prediction import HeaderPrediction
 from tcpstack.core.reassembly import Reassembly
 from tcpstack.core.receiver import RECV_STATES, ReceiveSide
@@ -51,15 +51,13 @@ from tcpstack.core.state import State
 from tcpstack.core.timers import (
     FIN_WAIT_2,
     KEEPALIVE,
-    LOSS_PROBE,
     PERSIST,
-    REORDER,
     RETRANSMIT,
     TIME_WAIT,
     TIMERS,
     TimerTable,
 )
-from tcpstack.seq import Seq, seq_diff, wire_seq
+from tcpstack.seq import Seq, seq_diff
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions"]
@@ -89,21 +87,82 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
     """One TCB. Created by ``StackCore.connect`` or by a listener; see docs/architecture.md."""
 
     __slots__ = (
-        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
-        "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_ka_probes", "_last_ack_sent",
-        "_last_rcv", "_last_send", "_max_flight", "_ooo", "_our_options", "_peer_syn_options",
-        "_persist_backoff", "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off",
-        "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time",
-        "_sack_ok", "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset",
-        "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt",
-        "_ws_ok", "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
-        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
-        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
+        "__weakref__",
+        "_ack_now",
+        "_ack_pending",
+        "_adv_mss",
+        "_buf_seq",
+        "_cfg",
+        "_closed",
+        "_ctx",
+        "_fin_rcv_off",
+        "_fin_rcvd",
+        "_fin_seq",
+        "_ka_probes",
+        "_last_ack_sent",
+        "_last_rcv",
+        "_last_send",
+        "_max_flight",
+        "_ooo",
+        "_our_options",
+        "_peer_syn_options",
+        "_persist_backoff",
+        "_persist_probes",
+        "_rcv_adv",
+        "_rcv_cap",
+        "_rcv_mss",
+        "_rcv_off",
+        "_rcv_up",
+        "_rcv_wscale",
+        "_rcvbuf",
+        "_recovery",
+        "_rto_tsval",
+        "_rtt_seq",
+        "_rtt_time",
+        "_sack_ok",
+        "_shut_wr",
+        "_snd_wscale",
+        "_sndbuf",
+        "_syn_lost",
+        "_timers",
+        "_ts_offset",
+        "_ts_ok",
+        "_ts_recent",
+        "_ts_recent_time",
+        "_wf_adv",
+        "_wf_field",
+        "_wf_free",
+        "_wf_nxt",
+        "_ws_ok",
+        "bytes_received",
+        "bytes_sent",
+        "cc",
+        "created",
+        "error",
+        "irs",
+        "iss",
+        "local",
+        "max_snd_wnd",
+        "mss",
+        "options",
+        "passive",
+        "rcv_nxt",
+        "remote",
+        "retransmits",
+        "rtt",
+        "snd_max",
+        "snd_nxt",
+        "snd_una",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "state",
+        "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
                  options: ConnectionOptions | None, now: float, iss: Seq,
-                 passive: bool = False) -> None:
+                 passive: bool = False, ts_offset: int = 0) -> None:
         cfg: StackConfig = ctx.config
         opts = options or ConnectionOptions()
         self._ctx = ctx
@@ -112,6 +171,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self.local: tuple[str, int] = (ctx.local_addr, local_port)
         self.remote: tuple[str, int] = (remote_addr, remote_port)
         self.passive = passive             # opened by a listener (RFC 9293 §3.10.7.2)
+        self.syncookie = False             # built from a SYN cookie's ACK (RFC 4987 §3.6)
         self.state = CLOSED
         self.error: ConnectionError | None = None
         self.created = now
@@ -145,13 +205,11 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018): what we offer, then what
         # the handshake agreed (options.negotiate).
-        self._adv_mss = opts.mss or (cfg.mtu - 40)
+        self._our_options = ours = our_offer(opts, cfg.mtu)
+        self._adv_mss: int = ours.mss            # type: ignore[assignment]
         self.mss = DEFAULT_MSS           # effective send MSS (payload bytes per segment)
         self._rcv_mss = DEFAULT_MSS      # estimate of the peer's segment size
-        self._rcv_wscale = receive_wscale(opts.recv_buffer) if opts.window_scale else 0
-        self._our_options = TcpOptions(
-            mss=self._adv_mss, wscale=self._rcv_wscale if opts.window_scale else None,
-            sack_permitted=opts.sack, timestamps=(0, 0) if opts.timestamps else None)
+        self._rcv_wscale = ours.wscale or 0
         self._snd_wscale = 0
         self._ws_ok = False
         # The last window field computed and what it was computed from
@@ -163,7 +221,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._ts_ok = False
         self._ts_recent = 0
         self._ts_recent_time = now
-        self._ts_offset = (int(iss) * 2654435761) & _MASK  # TSval offset per connection
+        self._ts_offset = ts_offset           # TSval offset: a keyed hash of the 4-tuple
         self._rto_tsval = 0                   # TSval of the latest RTO retransmission
         self._last_ack_sent = _SEQ_ZERO
         self._sack_ok = False
@@ -334,6 +392,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             "timestamps": self._ts_ok,
             "sack": self._sack_ok,
             "timers": self.timers(),
+            "syncookie": self.syncookie,
             "error": repr(self.error) if self.error else None,
         }
 
@@ -361,6 +420,22 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self.snd_wl1 = Seq(seg.seq)
         self._set_state(SYN_RECEIVED, now)
         self._send_syn(now)
+
+    def open_from_cookie(self, seg: TcpSegment, peer_syn: TcpOptions, now: float) -> None:
+        """RFC 4987 §3.6: ``seg`` ACKs a SYN-ACK that went out as a SYN cookie (our
+        ISS); ``peer_syn`` is what the cookie kept of the peer's SYN. Rebuild
+        SYN-RECEIVED as if the SYN had been kept, then process the ACK."""
+        self.syncookie = True
+        self.irs = Seq(seg.seq - 1)
+        self.rcv_nxt = Seq(seg.seq)
+        self._peer_syn_options = peer_syn
+        self._apply_syn_options(peer_syn, now)
+        self.snd_wl1 = self.irs
+        self.snd_nxt = self.snd_max = self.iss + 1          # the SYN-ACK went out
+        self._rcv_adv = self.rcv_nxt + min(self._rcv_cap, 0xFFFF)
+        self._last_ack_sent = self.rcv_nxt
+        self._set_state(SYN_RECEIVED, now)
+        self.segment_arrives(seg, now)
 
     def segment_arrives(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 §3.10.7 SEGMENT ARRIVES for this TCB (§3.10.7.3 / §3.10.7.4)."""
@@ -748,57 +823,6 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             # RFC 5681 §2 duplicate ACK (RFC 6675 §2: or one with new SACK info).
             recovery.on_dup_ack(self, now)
         return True
-
-    def _on_new_ack(self, seg: TcpSegment, ack: Seq, acked: int, now: float) -> None:
-        """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
-        # RTT sample (RFC 7323 §4 with timestamps, else RFC 6298 §3 with Karn's rule).
-        ts = seg.options.timestamps
-        rtt = self.rtt
-        if self._ts_ok and ts is not None and ts[1]:
-            # After an RTO, an echo older than our latest retransmission is stale:
-            # the receiver answers a duplicate with the TS.Recent of the first
-            # copy (RFC 7323 §4.3 leaves it unchanged for an unacceptable
-            # segment), and the "sample" would include every backoff. Karn's
-            # rule for timestamps: use only an echo of the retransmission itself.
-            if not rtt.backoffs or seq_diff(ts[1], self._rto_tsval) >= 0:
-                rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
-        elif self._rtt_seq is not None and seq_diff(ack, self._rtt_seq) > 0:
-            rtt.sample(now - self._rtt_time)
-            self._rtt_seq = None
-        self.snd_una = ack
-        if seq_diff(self.snd_nxt, ack) < 0:
-            self.snd_nxt = ack
-        data_acked = seq_diff(ack, self._buf_seq)
-        if data_acked > 0:
-            buffered = self._sndbuf.nbytes
-            if data_acked > buffered:
-                data_acked = buffered            # the rest was our FIN
-            self._sndbuf.consume(data_acked)
-            self._buf_seq = wire_seq(_add(self._buf_seq, data_acked) & _MASK)
-            self.bytes_sent += data_acked
-            self._ctx.changed.add(self)          # writable
-        rtt.reset_backoff()                      # RFC 6298 §5.7: new data ACKed
-        self._recovery.on_new_ack(self, ack, acked, now)
-        self._max_flight = seq_diff(self.snd_max, ack)
-        timers = self._timers
-        if seq_diff(self.snd_una, self.snd_max) == 0:
-            at = timers.at
-            at[RETRANSMIT] = at[LOSS_PROBE] = at[REORDER] = None   # RFC 6298 §5.2
-        else:
-            timers.arm(RETRANSMIT, now + rtt.rto)  # RFC 6298 §5.3
-            self._recovery.arm_probe(self, now)
-        fin = self._fin_seq
-        if fin is not None and seq_diff(ack, fin) > 0:
-            self._our_fin_acked(now)
-
-    def _cwnd_limited(self) -> bool:
-        """Whether the window, not the application, limited what was in flight
-        (Linux tcp_is_cwnd_limited): only then may cwnd grow (RFC 7661 §4.1,
-        RFC 9438 §5.8). In slow start, cwnd may grow to twice the flight."""
-        cc = self.cc
-        if cc.cwnd < cc.ssthresh:
-            return cc.cwnd < 2 * self._max_flight
-        return self._max_flight + self.mss > cc.cwnd
 
     def _our_fin_acked(self, now: float) -> None:
         """Fifth step, per state, once our FIN is acknowledged."""

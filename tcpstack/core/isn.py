@@ -21,7 +21,7 @@ _BLAKE2S_MAX_KEY = 32
 _PORT = struct.Struct("!H")
 
 
-def _key(secret: bytes) -> bytes:
+def secret_key(secret: bytes) -> bytes:
     """A blake2s key from any secret (RFC 6528 §3 recommends at least 128 bits)."""
     if len(secret) <= _BLAKE2S_MAX_KEY:
         return bytes(secret)
@@ -45,12 +45,21 @@ class IsnGenerator:
     __slots__ = ("_key",)
 
     def __init__(self, secret: bytes) -> None:
-        self._key = _key(secret)
+        self._key = secret_key(secret)
 
     def offset(self, local_addr: str, local_port: int, remote_addr: str, remote_port: int) -> int:
         """F(): the keyed-hash part of the ISN, constant for one 4-tuple and secret."""
         data = _endpoint(local_addr, local_port) + _endpoint(remote_addr, remote_port)
         return _hash32(self._key, b"tcp-isn", data)
+
+    def ts_offset(self, local_addr: str, local_port: int, remote_addr: str,
+                  remote_port: int) -> int:
+        """The connection's TSval offset (RFC 7323 §7.1, Linux ``ts_off``): a keyed hash
+        of the 4-tuple, unrelated to the ISN, so a SYN-ACK tells nothing of the
+        stack's clock; the same 4-tuple keeps it, so its TSvals stay monotonic
+        across incarnations (RFC 6191)."""
+        data = _endpoint(local_addr, local_port) + _endpoint(remote_addr, remote_port)
+        return _hash32(self._key, b"tcp-ts", data)
 
     def isn(
         self, local_addr: str, local_port: int, remote_addr: str, remote_port: int, now: float
@@ -69,4 +78,4 @@ def port_offset(secret: bytes, local_addr: str, remote_addr: str, remote_port: i
     range from different, unpredictable starting points.
     """
     data = local_addr.encode() + b"|" + _endpoint(remote_addr, remote_port)
-    return _hash32(_key(secret), b"tcp-port", data)
+    return _hash32(secret_key(secret), b"tcp-port", data)

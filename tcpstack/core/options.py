@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcpstack.core.config import ConnectionOptions
 from tcpstack.wire.tcp import TcpOptions
 
-__all__ = ["DEFAULT_MSS", "MAX_WSCALE", "Negotiated", "negotiate", "receive_wscale",
-           "syn_options"]
+__all__ = ["DEFAULT_MSS", "MAX_WSCALE", "Negotiated", "negotiate", "our_offer",
+           "receive_wscale", "syn_options", "tsval_at"]
 
 DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer sends no MSS
 TS_OPTION_LEN = 12             # RFC 7323 Appendix A: NOP NOP TS(10)
@@ -34,6 +35,20 @@ def receive_wscale(recv_buffer: int) -> int:
     while ws < MAX_WSCALE and (recv_buffer >> ws) > 0xFFFF:
         ws += 1
     return ws
+
+
+def our_offer(options: ConnectionOptions, mtu: int) -> TcpOptions:
+    """What our SYN or SYN-ACK offers, from the connection's options and the MTU
+    (timestamps as a placeholder pair: ``syn_options`` fills them in)."""
+    wscale = receive_wscale(options.recv_buffer) if options.window_scale else None
+    return TcpOptions(mss=options.mss or (mtu - 40), wscale=wscale,
+                      sack_permitted=options.sack,
+                      timestamps=(0, 0) if options.timestamps else None)
+
+
+def tsval_at(now: float, offset: int) -> int:
+    """Our TSval at ``now``: a 1 ms clock (RFC 7323 §5.4) plus the connection's offset."""
+    return (int(now * 1000) + offset) & 0xFFFFFFFF
 
 
 def syn_options(ours: TcpOptions, tsval: int, reply_to: TcpOptions | None) -> TcpOptions:

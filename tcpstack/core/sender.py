@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tcpstack.core.errors import TcpTimeout
 from tcpstack.core.events import TIMER_KEEPALIVE, TIMER_PERSIST, TIMER_RETRANSMIT
-from tcpstack.core.options import syn_options
+from tcpstack.core.options import syn_options, tsval_at
 from tcpstack.core.state import State
 from tcpstack.core.timers import (
     DELAYED_ACK,
@@ -56,7 +56,7 @@ class SendSide:
 
     # ------------------------------------------------------------ building
     def _tsval(self, now: float) -> int:
-        return (int(now * 1000) + self._ts_offset) & _MASK
+        return tsval_at(now, self._ts_offset)
 
     def _segment(self, seq: int, flags: int, now: float, payload: bytes = b"",
                  sack: tuple = ()) -> TcpSegment:
@@ -274,6 +274,58 @@ class SendSide:
         self.retransmits += 1
         self._ctx.count("retransmitted_segments")
 
+    # ------------------------------------------------------------ ACKs of our data
+    def _on_new_ack(self, seg: TcpSegment, ack: Seq, acked: int, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged."""
+        # RTT sample (RFC 7323 §4 with timestamps, else RFC 6298 §3 with Karn's rule).
+        ts = seg.options.timestamps
+        rtt = self.rtt
+        if self._ts_ok and ts is not None and ts[1]:
+            # After an RTO, an echo older than our latest retransmission is stale:
+            # the receiver answers a duplicate with the TS.Recent of the first
+            # copy (RFC 7323 §4.3 leaves it unchanged for an unacceptable
+            # segment), and the "sample" would include every backoff. Karn's
+            # rule for timestamps: use only an echo of the retransmission itself.
+            if not rtt.backoffs or seq_diff(ts[1], self._rto_tsval) >= 0:
+                rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
+        elif self._rtt_seq is not None and seq_diff(ack, self._rtt_seq) > 0:
+            rtt.sample(now - self._rtt_time)
+            self._rtt_seq = None
+        self.snd_una = ack
+        if seq_diff(self.snd_nxt, ack) < 0:
+            self.snd_nxt = ack
+        data_acked = seq_diff(ack, self._buf_seq)
+        if data_acked > 0:
+            buffered = self._sndbuf.nbytes
+            if data_acked > buffered:
+                data_acked = buffered            # the rest was our FIN
+            self._sndbuf.consume(data_acked)
+            self._buf_seq = wire_seq(_add(self._buf_seq, data_acked) & _MASK)
+            self.bytes_sent += data_acked
+            self._ctx.changed.add(self)          # writable
+        rtt.reset_backoff()                      # RFC 6298 §5.7: new data ACKed
+        self._recovery.on_new_ack(self, ack, acked, now)
+        self._max_flight = seq_diff(self.snd_max, ack)
+        timers = self._timers
+        if seq_diff(self.snd_una, self.snd_max) == 0:
+            at = timers.at
+            at[RETRANSMIT] = at[LOSS_PROBE] = at[REORDER] = None   # RFC 6298 §5.2
+        else:
+            timers.arm(RETRANSMIT, now + rtt.rto)  # RFC 6298 §5.3
+            self._recovery.arm_probe(self, now)
+        fin = self._fin_seq
+        if fin is not None and seq_diff(ack, fin) > 0:
+            self._our_fin_acked(now)
+
+    def _cwnd_limited(self) -> bool:
+        """Whether the window, not the application, limited what was in flight
+        (Linux tcp_is_cwnd_limited): only then may cwnd grow (RFC 7661 §4.1,
+        RFC 9438 §5.8). In slow start, cwnd may grow to twice the flight."""
+        cc = self.cc
+        if cc.cwnd < cc.ssthresh:
+            return cc.cwnd < 2 * self._max_flight
+        return self._max_flight + self.mss > cc.cwnd
+
     # ------------------------------------------------------------ retransmission
     def _retransmit_head(self, now: float) -> None:
         """Resend the first unacknowledged segment (fast retransmit, RFC 5681 §3.2)."""
@@ -374,7 +426,11 @@ class SendSide:
 
     def _give_up(self, now: float) -> None:
         self._ctx.count("timeouts")
-        if self.state is not State.SYN_SENT:
+        if self.state is State.SYN_RECEIVED and self.passive:
+            # A half-open connection expires silently (Linux sends no RST): a
+            # spoofed SYN's victim must not be sent backscatter.
+            self._ctx.count("half_open_expired")
+        elif self.state is not State.SYN_SENT:
             self._send_rst_abort(now)
         self._fail(TcpTimeout("connection timed out"), now)
 

@@ -18,9 +18,18 @@ from tcpstack.core.context import StackContext, Tracer
 from tcpstack.core.errors import TcpAddressInUse, TcpInvalidArgument, TcpNoFreePort
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.core.isn import IsnGenerator, port_offset
+from tcpstack.core.options import our_offer, syn_options, tsval_at
 from tcpstack.core.state import State
+from tcpstack.core.syncookies import (
+    COUNTER_SECONDS,
+    MAX_AGE,
+    check_cookie,
+    decode_ts_options,
+    encode_ts_options,
+    make_cookie,
+)
 from tcpstack.seq import Seq
-from tcpstack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from tcpstack.wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions", "Listener", "StackConfig", "StackCore"]
 
@@ -40,6 +49,10 @@ class Listener:
         self._syn_queue: set[Connection] = set()
         self._accept_queue: deque[Connection] = deque()
         self.closed = False
+        self._last_cookie: float | None = None   # when a SYN was last answered by a cookie
+        self.syncookies_sent = 0
+        self.syncookies_validated = 0
+        self.syncookies_failed = 0
 
     def __repr__(self) -> str:
         return f"<Listener {self._stack.local_addr}:{self.port} pending={len(self._accept_queue)}>"
@@ -51,6 +64,19 @@ class Listener:
     def pending(self) -> int:
         """Connections ready to be accepted."""
         return len(self._accept_queue)
+
+    def info(self) -> dict:
+        """An ``ss -lti`` style snapshot: queues and SYN cookies."""
+        return {
+            "state": str(self.state),
+            "port": self.port,
+            "backlog": self.backlog,
+            "syn_queue": len(self._syn_queue),
+            "accept_queue": len(self._accept_queue),
+            "syncookies_sent": self.syncookies_sent,
+            "syncookies_validated": self.syncookies_validated,
+            "syncookies_failed": self.syncookies_failed,
+        }
 
     def accept(self) -> Connection | None:
         """The oldest ESTABLISHED (or later) connection, or None."""
@@ -137,8 +163,8 @@ class StackCore:
             raise TcpAddressInUse(f"{self.local_addr}:{local_port} -> {remote_addr}:"
                                   f"{remote_port} is already in use")
         iss = self._isn.isn(self.local_addr, local_port, remote_addr, remote_port, now)
-        conn = Connection(self._ctx, local_port, remote_addr, remote_port, options, now, iss)
-        self._conns[local_port, remote_addr, remote_port] = conn
+        conn = self._new_connection(local_port, remote_addr, remote_port, options, now, iss,
+                                    passive=False)
         self._ctx.count("active_opens")
         conn.open_active(now)
         return conn
@@ -247,6 +273,8 @@ class StackCore:
             ctx.drop(local, remote, seg, "rst-to-listener", now)   # first: ignore RST
             return
         if flags & ACK:
+            if not flags & SYN and self._cookie_ack(listener, src_addr, seg, now):
+                return
             # Second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>.
             ctx.drop(local, remote, seg, "ack-to-listener", now)
             ctx.emit(local, remote, TcpSegment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0),
@@ -260,20 +288,98 @@ class StackCore:
         if flags & FIN:
             ctx.drop(local, remote, seg, "syn-fin-to-listener", now)
             return
-        if len(listener._syn_queue) + len(listener._accept_queue) >= listener.backlog:
+        if len(listener._accept_queue) >= listener.backlog:
+            # Nobody accepts: a new connection could not be taken (Linux drops too).
             ctx.drop(local, remote, seg, "listen-backlog-full", now)
+            return
+        if len(listener._syn_queue) >= listener.backlog:
+            # The SYN queue is full (a SYN flood, or a slow handshake storm):
+            # answer with a cookie and keep nothing (RFC 4987 §3.6).
+            if self.config.syncookies:
+                self._send_cookie(listener, src_addr, seg, now)
+            else:
+                ctx.drop(local, remote, seg, "syn-queue-full", now)
             return
         if iss is None:
             iss = self._isn.isn(self.local_addr, seg.dst_port, src_addr, seg.src_port, now)
-        conn = Connection(ctx, seg.dst_port, src_addr, seg.src_port, listener.options, now,
-                          iss, passive=True)
-        self._conns[seg.dst_port, src_addr, seg.src_port] = conn
+        conn = self._new_connection(seg.dst_port, src_addr, seg.src_port, listener.options,
+                                    now, iss, passive=True)
         self._listener_of[conn] = listener
         listener._syn_queue.add(conn)
         ctx.count("passive_opens")
         if seg.payload:
             ctx.count("syn_data_ignored")        # no TFO: the peer will resend it
         conn.open_passive(seg, now)
+
+    def _new_connection(self, local_port: int, remote_addr: str, remote_port: int,
+                        options: ConnectionOptions | None, now: float, iss: Seq,
+                        passive: bool) -> Connection:
+        ts_offset = self._isn.ts_offset(self.local_addr, local_port, remote_addr, remote_port)
+        conn = Connection(self._ctx, local_port, remote_addr, remote_port, options, now, iss,
+                          passive=passive, ts_offset=ts_offset)
+        self._conns[local_port, remote_addr, remote_port] = conn
+        return conn
+
+    # ------------------------------------------------------------ SYN cookies
+    def _send_cookie(self, listener: Listener, src_addr: str, seg: TcpSegment,
+                     now: float) -> None:
+        """A SYN-ACK whose ISS is a cookie (core/syncookies.py); no state is kept."""
+        ctx = self._ctx
+        offered = seg.options
+        ours = our_offer(listener.options or ConnectionOptions(), self.config.mtu)
+        tuple4 = (self.local_addr, seg.dst_port, src_addr, seg.src_port)
+        iss = make_cookie(self.config.isn_secret, tuple4, seg.seq,
+                          offered.mss or 536, now)
+        tsval = 0
+        if ours.timestamps is not None and offered.timestamps is not None:
+            offset = self._isn.ts_offset(*tuple4)
+            tsval = encode_ts_options(tsval_at(now, offset), offered.wscale,
+                                      offered.sack_permitted and ours.sack_permitted)
+        options = syn_options(ours, tsval, offered)
+        window = min((listener.options or ConnectionOptions()).recv_buffer, 0xFFFF)
+        synack = TcpSegment(seg.dst_port, seg.src_port, iss, (seg.seq + 1) & _MASK, SYN | ACK,
+                            window, 0, options)
+        listener._last_cookie = now
+        listener.syncookies_sent += 1
+        ctx.count("syncookies_sent")
+        ctx.emit((self.local_addr, seg.dst_port), (src_addr, seg.src_port), synack, now)
+
+    def _cookie_ack(self, listener: Listener, src_addr: str, seg: TcpSegment,
+                    now: float) -> bool:
+        """An ACK to a listener that may answer a cookie: True if it was one (the
+        connection is built, or it is dropped because nobody accepts)."""
+        last = listener._last_cookie
+        if last is None or now - last > MAX_AGE * COUNTER_SECONDS or seg.flags & RST:
+            return False                         # no cookie out recently: not ours
+        tuple4 = (self.local_addr, seg.dst_port, src_addr, seg.src_port)
+        mss = check_cookie(self.config.isn_secret, tuple4, (seg.seq - 1) & _MASK,
+                           (seg.ack - 1) & _MASK, now)
+        ctx = self._ctx
+        if mss is None:
+            listener.syncookies_failed += 1
+            ctx.count("syncookies_failed")
+            return False
+        if len(listener._accept_queue) >= listener.backlog:
+            ctx.drop((self.local_addr, seg.dst_port), (src_addr, seg.src_port), seg,
+                     "listen-backlog-full", now)
+            return True
+        listener.syncookies_validated += 1
+        ctx.count("syncookies_validated")
+        ts = seg.options.timestamps
+        ours = our_offer(listener.options or ConnectionOptions(), self.config.mtu)
+        if ts is not None and ours.timestamps is not None:
+            wscale, sack = decode_ts_options(ts[1])
+            peer_syn = TcpOptions(mss=mss, wscale=wscale, sack_permitted=sack,
+                                  timestamps=(ts[0], 0))
+        else:
+            peer_syn = TcpOptions(mss=mss)       # no timestamps: no wscale, no SACK
+        conn = self._new_connection(seg.dst_port, src_addr, seg.src_port, listener.options,
+                                    now, Seq(seg.ack - 1), passive=True)
+        self._listener_of[conn] = listener
+        listener._syn_queue.add(conn)
+        ctx.count("passive_opens")
+        conn.open_from_cookie(seg, peer_syn, now)
+        return True
 
     # ------------------------------------------------------------ from connections
     def _on_established(self, conn: Connection) -> None:

@@ -68,14 +68,28 @@ def test_listen_syn_creates_syn_received_with_syn_ack(h):
     assert h.listener.pending() == 0
 
 
-def test_listen_backlog_limits_embryonic_connections(h):
+def test_listen_backlog_full_of_embryos_answers_with_a_syn_cookie(h):
+    """The SYN queue is as long as the backlog (as Linux); past it a SYN is answered
+    with a cookie and no state (RFC 4987 §3.6)."""
+    h.open_listen(backlog=1)
+    h.deliver(flags=SYN, ack=0)
+    h.expect_tx(flags=SYN | ACK)
+    h.peer_port += 1
+    h.deliver(flags=SYN, ack=0)
+    h.expect_tx(flags=SYN | ACK)
+    assert len(list(h.stack.connections())) == 1
+    assert h.stack.counters["syncookies_sent"] == 1
+
+
+def test_listen_backlog_limits_embryonic_connections_without_cookies():
+    h = Harness(default_config(syncookies=False))
     h.open_listen(backlog=1)
     h.deliver(flags=SYN, ack=0)
     h.expect_tx(flags=SYN | ACK)
     h.peer_port += 1
     h.deliver(flags=SYN, ack=0)
     h.expect_nothing()
-    assert h.stack.counters["drop_listen_backlog_full"] == 1
+    assert h.stack.counters["drop_syn_queue_full"] == 1
 
 
 def test_syn_ack_options_answer_only_what_was_offered(h):
@@ -231,8 +245,9 @@ def test_syn_received_syn_ack_retransmission_then_give_up():
     h.fire_next()
     h.expect_tx(flags=SYN | ACK, seq=int(conn.iss))
     h.fire_next()
-    h.expect_tx(flags=RST)
+    h.expect_nothing()          # a half-open connection expires silently (no backscatter)
     assert conn.state is State.CLOSED
+    assert h.stack.counters["half_open_expired"] == 1
 
 
 def test_syn_received_fin_on_third_ack_goes_to_close_wait(h):
