@@ -54,7 +54,16 @@ class StackConfig:
     synack_retries: int = 5               # Linux tcp_synack_retries
     retries2: int = 15                    # Linux tcp_retries2
     fin_wait_2_timeout: float = 60.0      # Linux tcp_fin_timeout
-    challenge_ack_limit: int = 1000       # RFC 5961 §7, per second, stack-wide
+    # RFC 5961 §7: challenge ACKs per second, stack-wide, randomised between half
+    # and one and a half times this (Linux's CVE-2016-5696 fix) ...
+    challenge_ack_limit: int = 1000
+    # ... and per connection, at most one ACK per this interval for challenge ACKs
+    # and for ACKs answering unacceptable segments without data (Linux
+    # tcp_invalid_ratelimit, 500 ms).
+    invalid_ack_interval: float = 0.5
+    # RSTs for segments to closed ports, per second, stack-wide (FreeBSD's
+    # icmplim, which covers them, is 200; Linux has no such limit).
+    rst_limit: int = 1000
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
     # RFC 1337: ignore RST in TIME-WAIT (TIME-WAIT assassination hazard).
     # Linux's default (tcp_rfc1337=0) honours the RST like RFC 9293 §3.10.7.4.

@@ -99,7 +99,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         "_fin_rcvd",
         "_fin_seq",
         "_ka_probes",
-        "_last_ack_sent",
+        "_last_ack_sent", "_last_oow_ack",
         "_last_rcv",
         "_last_send",
         "_max_flight",
@@ -224,6 +224,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._ts_offset = ts_offset           # TSval offset: a keyed hash of the 4-tuple
         self._rto_tsval = 0                   # TSval of the latest RTO retransmission
         self._last_ack_sent = _SEQ_ZERO
+        self._last_oow_ack = -1e18           # when an invalid segment was last answered
         self._sack_ok = False
         self._peer_syn_options: TcpOptions | None = None
 
@@ -643,7 +644,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         ts_recent_valid = now - self._ts_recent_time < PAWS_IDLE
         if (ts is not None and not flags & RST and seq_diff(ts[0], self._ts_recent) < 0
                 and ts_recent_valid):
-            self._send_ack(now)
+            self._send_oow_ack(seg, now)
             self._drop(seg, "paws", now)
             return
 
@@ -676,7 +677,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
                 self._send_challenge_ack(now)                # RFC 5961 §4.2
                 return
             # "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" and drop (also answers keepalives).
-            self._send_ack(now)
+            self._send_oow_ack(seg, now)
             self._drop(seg, "unacceptable-seq", now)
             return
         self._heard_from_peer(now)
@@ -786,7 +787,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         d_una = seq_diff(ack, snd_una)
         if seq_diff(ack, self.snd_max) > 0:
             # "If the ACK acks something not yet sent ... send an ACK, drop".
-            self._send_ack(now)
+            self._send_oow_ack(seg, now)
             self._drop(seg, "ack-of-unsent-data", now)
             return False
         if d_una < -self.max_snd_wnd:

@@ -12,11 +12,13 @@ stack implements. Everything a connection puts on the wire goes through
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.config import StackConfig
 from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.core.isn import secret_key
 from tcpstack.core.state import State
 from tcpstack.core.timers import TimerQueue
 from tcpstack.wire.tcp import ACK, RST, TcpSegment
@@ -37,8 +39,9 @@ class StackContext:
     notifications; everything else is here."""
 
     __slots__ = (
-        "_challenge_count", "_challenge_second", "_held", "_last_ack", "_out", "changed",
-        "coalesce_acks", "config", "counters", "local_addr", "timers", "tracer",
+        "_challenge_budget", "_challenge_second", "_held", "_key", "_last_ack", "_out",
+        "_rst_count", "_rst_second", "changed", "coalesce_acks", "config", "counters",
+        "local_addr", "timers", "tracer",
     )
 
     def __init__(self, local_addr: str, config: StackConfig, tracer: Tracer | None) -> None:
@@ -54,8 +57,11 @@ class StackContext:
         # _out (and, with a tracer, in _held) of the newest one.
         self._last_ack: dict[tuple[int, str, int], tuple[int, int]] = {}
         self._held: list[TraceEvent | None] | None = None   # trace events waiting on _out
+        self._key = secret_key(config.isn_secret)
         self._challenge_second = -1
-        self._challenge_count = 0
+        self._challenge_budget = 0
+        self._rst_second = -1
+        self._rst_count = 0
 
     # ---------------------------------------------------------------- counting
     def count(self, name: str, n: int = 1) -> None:
@@ -132,14 +138,35 @@ class StackContext:
         return out                           # type: ignore[return-value]
 
     def challenge_ack_allowed(self, now: float) -> bool:
-        """RFC 5961 §7: at most ``challenge_ack_limit`` challenge ACKs per second."""
+        """RFC 5961 §7: a stack-wide budget of challenge ACKs per second.
+
+        The budget is ``limit/2`` plus an unpredictable share of ``limit`` each
+        second (Linux's fix for CVE-2016-5696): with an exact 1,000 an off-path
+        attacker counts the challenge ACKs that still come back and learns
+        whether a guessed 4-tuple exists. The core has no random source; a keyed
+        hash of the second stands in for one.
+        """
         second = int(now)
         if second != self._challenge_second:
             self._challenge_second = second
-            self._challenge_count = 0
-        if self._challenge_count >= self.config.challenge_ack_limit:
+            limit = self.config.challenge_ack_limit
+            digest = hashlib.blake2s(second.to_bytes(8, "big", signed=True), digest_size=4,
+                                     key=self._key, person=b"tcp-chal").digest()
+            self._challenge_budget = limit // 2 + int.from_bytes(digest, "big") % (limit + 1)
+        if self._challenge_budget <= 0:
             return False
-        self._challenge_count += 1
+        self._challenge_budget -= 1
+        return True
+
+    def rst_allowed(self, now: float) -> bool:
+        """At most ``rst_limit`` RSTs per second for segments that find no socket."""
+        second = int(now)
+        if second != self._rst_second:
+            self._rst_second = second
+            self._rst_count = 0
+        if self._rst_count >= self.config.rst_limit:
+            return False
+        self._rst_count += 1
         return True
 
     # ---------------------------------------------------------------- lifecycle

@@ -95,10 +95,29 @@ class SendSide:
         sack = self._sack_blocks() if self._sack_ok and self._ooo else ()
         self._emit(self._segment(self.snd_max, ACK, now, sack=sack), now)
 
+    def _oow_ack_allowed(self, now: float) -> bool:
+        """At most one ACK per ``invalid_ack_interval`` answering what the peer should
+        not have sent (Linux ``tcp_oow_rate_limited``): a flood of invalid segments
+        must not become a flood of ACKs, nor an ACK loop between two stacks."""
+        if now - self._last_oow_ack < self._cfg.invalid_ack_interval:
+            self._ctx.count("oow_acks_rate_limited")
+            return False
+        self._last_oow_ack = now
+        return True
+
+    def _send_oow_ack(self, seg: TcpSegment, now: float) -> None:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> for an unacceptable segment; rate-limited
+        unless it carried data or a FIN (no ACK loop is made of those; Linux alike)."""
+        if ((seg.payload or seg.flags & FIN) and not seg.flags & SYN) or self._oow_ack_allowed(now):
+            self._send_ack(now)
+
     def _send_challenge_ack(self, now: float) -> None:
-        """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, rate-limited per stack (§7)."""
+        """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, rate-limited per connection and per
+        stack (§7)."""
         ctx = self._ctx
-        if ctx.challenge_ack_allowed(now):
+        if not self._oow_ack_allowed(now):
+            ctx.count("challenge_acks_rate_limited")
+        elif ctx.challenge_ack_allowed(now):
             ctx.count("challenge_acks")
             self._send_ack(now)
         else:

@@ -256,6 +256,9 @@ class StackCore:
             self._ctx.drop(local, remote, seg, "rst-no-socket", now)   # never answer a RST
             return
         self._ctx.drop(local, remote, seg, "no-socket", now)
+        if not self._ctx.rst_allowed(now):
+            self._ctx.count("rsts_rate_limited")
+            return
         if seg.flags & ACK:
             rst = TcpSegment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:

@@ -332,16 +332,33 @@ def test_syn_in_established_gets_challenge_ack(h, conn):
     assert conn.state is State.ESTABLISHED
 
 
-def test_challenge_acks_are_rate_limited():
-    h = Harness(default_config(challenge_ack_limit=2))
+def test_challenge_acks_are_rate_limited_per_connection():
+    """Linux tcp_invalid_ratelimit: one challenge ACK per 500 ms per connection."""
+    h = Harness()
     conn = h.open_established()
     for i in range(5):
         h.deliver(flags=RST, seq=int(h.peer_nxt) + 1 + i, advance_peer=False)
-    assert len(h.tx()) == 2
-    assert h.stack.counters["challenge_acks_rate_limited"] == 3
-    h.advance(1.0)
+    assert len(h.tx()) == 1
+    assert h.stack.counters["challenge_acks_rate_limited"] == 4
+    h.advance(0.5)
     h.deliver(flags=RST, seq=int(h.peer_nxt) + 1, advance_peer=False)
     assert len(h.tx()) == 1
+    assert conn.state is State.ESTABLISHED
+
+
+def test_the_stack_wide_challenge_ack_budget_is_randomised():
+    """RFC 5961 §7 with Linux's CVE-2016-5696 fix: limit/2 plus an unpredictable
+    share of the limit each second, so the count leaks nothing exact."""
+    h = Harness(default_config(challenge_ack_limit=20, invalid_ack_interval=0.0))
+    conn = h.open_established()
+    per_second = []
+    for second in range(8):
+        h.advance_to(float(second + 1))
+        for i in range(60):
+            h.deliver(flags=RST, seq=int(h.peer_nxt) + 1 + i, advance_peer=False)
+        per_second.append(len(h.tx()))
+    assert all(10 <= n <= 30 for n in per_second)
+    assert len(set(per_second)) > 1
     assert conn.state is State.ESTABLISHED
 
 

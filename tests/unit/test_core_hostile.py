@@ -1,0 +1,58 @@
+"""Hostile input against the core: floods of invalid segments draw a bounded
+number of answers (issue 15 limits), and the connection survives them."""
+
+from __future__ import annotations
+
+from core_helpers import ACK, RST, SYN, Harness, State, default_config
+
+
+def test_ten_thousand_out_of_window_acks_draw_at_most_a_few_acks() -> None:
+    h = Harness()
+    conn = h.open_established()
+    far = int(h.peer_nxt) + 10_000_000
+    answers = 0
+    for i in range(10_000):
+        h.deliver(flags=ACK, seq=far + i, t=h.now + 0.00005, advance_peer=False)
+        answers += len(h.tx())
+    assert answers <= 100                 # 0.5 s of flood: 1 per 500 ms per connection
+    assert h.stack.counters["oow_acks_rate_limited"] >= 9_900
+    assert conn.state is State.ESTABLISHED
+
+
+def test_out_of_window_data_is_always_answered() -> None:
+    """Data is no ACK loop: the peer may need the ACK to recover (Linux alike)."""
+    h = Harness()
+    h.open_established()
+    old = int(h.peer_nxt) - 100
+    for _ in range(5):
+        h.deliver(seq=old, payload=b"x" * 10, advance_peer=False)
+    assert len(h.tx()) == 5
+
+
+def test_rsts_for_closed_ports_are_rate_limited_stack_wide() -> None:
+    h = Harness(default_config(rst_limit=50))
+    sent = 0
+    for i in range(500):
+        h.peer_port = 1000 + i
+        h.deliver(flags=SYN, ack=0, advance_peer=False)
+        sent += sum(1 for s in h.tx() if s.flags & RST)
+    assert sent == 50
+    assert h.stack.counters["rsts_rate_limited"] == 450
+    h.advance(1.0)
+    h.deliver(flags=SYN, ack=0, advance_peer=False)
+    assert any(s.flags & RST for s in h.tx())
+
+
+def test_blind_rst_and_syn_storms_leave_the_connection_and_its_data() -> None:
+    h = Harness()
+    conn = h.open_established()
+    h.deliver(payload=b"before")
+    h.tx()
+    base = int(h.peer_nxt)
+    for i in range(1000):
+        h.deliver(flags=RST, seq=(base + 7 + 13 * i) & 0xFFFFFFFF, advance_peer=False)
+        h.deliver(flags=SYN, seq=(base + 11 * i) & 0xFFFFFFFF, ack=0, advance_peer=False)
+        h.tx()
+    assert conn.state is State.ESTABLISHED
+    h.deliver(payload=b" after")
+    assert conn.recv(100, h.now) == b"before after"
