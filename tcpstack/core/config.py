@@ -73,6 +73,10 @@ class StackConfig:
     # Leave out a pure ACK that a newer pure ACK of the same connection in the
     # same output batch supersedes (core/context.py StackContext.emit).
     coalesce_acks: bool = True
+    # Receive-buffer autotuning (Linux tcp_rcv_space_adjust): a connection starts
+    # with this much (Linux tcp_rmem[1], 128 KiB) and grows toward its
+    # ConnectionOptions.recv_buffer as the application keeps up.
+    rcvbuf_initial: int = 131072
     # RFC 4987 §3.6: answer SYNs with cookies when a listener's SYN queue is
     # full (its backlog, as Linux), keeping no state (Linux tcp_syncookies=1).
     syncookies: bool = True

@@ -87,77 +87,17 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
     """One TCB. Created by ``StackCore.connect`` or by a listener; see docs/architecture.md."""
 
     __slots__ = (
-        "__weakref__",
-        "_ack_now",
-        "_ack_pending",
-        "_adv_mss",
-        "_buf_seq",
-        "_cfg",
-        "_closed",
-        "_ctx",
-        "_fin_rcv_off",
-        "_fin_rcvd",
-        "_fin_seq",
-        "_ka_probes",
-        "_last_ack_sent", "_last_oow_ack",
-        "_last_rcv",
-        "_last_send",
-        "_max_flight",
-        "_ooo",
-        "_our_options",
-        "_peer_syn_options",
-        "_persist_backoff",
-        "_persist_probes",
-        "_rcv_adv",
-        "_rcv_cap",
-        "_rcv_mss",
-        "_rcv_off",
-        "_rcv_up",
-        "_rcv_wscale",
-        "_rcvbuf",
-        "_recovery",
-        "_rto_tsval",
-        "_rtt_seq",
-        "_rtt_time",
-        "_sack_ok",
-        "_shut_wr",
-        "_snd_wscale",
-        "_sndbuf",
-        "_syn_lost",
-        "_timers",
-        "_ts_offset",
-        "_ts_ok",
-        "_ts_recent",
-        "_ts_recent_time",
-        "_wf_adv",
-        "_wf_field",
-        "_wf_free",
-        "_wf_nxt",
-        "_ws_ok",
-        "bytes_received",
-        "bytes_sent",
-        "cc",
-        "created",
-        "error",
-        "irs",
-        "iss",
-        "local",
-        "max_snd_wnd",
-        "mss",
-        "options",
-        "passive",
-        "rcv_nxt",
-        "remote",
-        "retransmits",
-        "rtt",
-        "snd_max",
-        "snd_nxt",
-        "snd_una",
-        "snd_wl1",
-        "snd_wl2",
-        "snd_wnd",
-        "state",
-        "syncookie",
+        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
+        "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_ka_probes", "_last_ack_sent",
+        "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight", "_ooo", "_our_options",
+        "_peer_syn_options", "_persist_backoff", "_persist_probes", "_rcv_adv", "_rcv_cap",
+        "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off", "_rcv_space_time", "_rcv_up",
+        "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
+        "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset", "_ts_ok",
+        "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
+        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
+        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
+        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -195,7 +135,11 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self.irs = _SEQ_ZERO
         self.rcv_nxt = _SEQ_ZERO
         self._rcv_adv = _SEQ_ZERO        # right edge advertised: RCV.NXT + RCV.WND
-        self._rcv_cap = opts.recv_buffer
+        # Receive buffer: starts at rcvbuf_initial, autotuned up to recv_buffer.
+        self._rcv_cap = min(opts.recv_buffer, cfg.rcvbuf_initial)
+        self._rcv_space = 0              # bytes the application read in the last measure
+        self._rcv_space_off = 0          # stream offset read when the measure started
+        self._rcv_space_time = now
         self._rcvbuf = ByteQueue(_UNBOUNDED)    # the window bounds it, not the queue
         self._ooo = Reassembly(cfg.max_ooo_segments)
         self._rcv_off = 0                # stream offset of rcv_nxt (payload bytes in order)
@@ -293,6 +237,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if not self._readable():
             return b""
         data = self._rcvbuf.take(max_bytes)
+        self._rcv_space_adjust(now)
         self._maybe_window_update(now)
         return data
 
@@ -304,6 +249,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if not self._readable():
             return 0
         n = self._rcvbuf.take_into(buffer)
+        self._rcv_space_adjust(now)
         self._maybe_window_update(now)
         return n
 

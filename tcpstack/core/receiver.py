@@ -46,8 +46,10 @@ class ReceiveSide:
         # Move the edge only by a worthwhile amount, else keep it where it is.
         win = free if free - adv_now >= min(self._rcv_cap >> 1, self._rcv_mss) else adv_now
         ws = self._rcv_wscale if self._ws_ok else 0
-        # Round up so the right edge never moves left through the scaling.
-        field = (win + (1 << ws) - 1) >> ws
+        # Round down (RFC 7323 §2.4): the edge never passes the free space. That
+        # may retract it by less than one scale unit, which §2.4 allows; the
+        # edge we promised (_rcv_adv) still never moves left.
+        field = win >> ws
         if field > 0xFFFF:
             field = 0xFFFF
         right = Seq(int(rcv_nxt) + (field << ws))
@@ -93,6 +95,7 @@ class ReceiveSide:
                 end = n if n < limit else limit
                 if end < n:
                     fin_off = None                   # FIN beyond the window is dropped
+                    self._ctx.count("bytes_beyond_window_dropped", n - max(end, start))
                 if end > start:
                     if d <= 0:
                         self._append_in_order(payload, start, end, now)
@@ -167,6 +170,28 @@ class ReceiveSide:
                 self._set_state(State.CLOSING, now)  # simultaneous close
         elif state is State.FIN_WAIT_2:
             self._enter_time_wait(now)
+
+    def _rcv_space_adjust(self, now: float) -> None:
+        """Receive-buffer autotuning (Linux ``tcp_rcv_space_adjust``): once per RTT,
+        if the application read more than last time, let the buffer grow to twice
+        that (plus room for 16 segments), up to ``recv_buffer``. A connection whose
+        reader keeps up gets the window it needs; an idle one promises little."""
+        srtt = self.rtt.srtt
+        if now - self._rcv_space_time < (srtt if srtt is not None else 0.2):
+            return
+        read = self._rcv_off - self._rcvbuf.nbytes          # stream bytes read so far
+        copied = read - self._rcv_space_off
+        self._rcv_space_off = read
+        self._rcv_space_time = now
+        if copied <= self._rcv_space:
+            return
+        self._rcv_space = copied
+        cap = self.options.recv_buffer
+        if self._rcv_cap < cap:
+            grown = min(cap, 2 * copied + 16 * self._adv_mss)
+            if grown > self._rcv_cap:
+                self._rcv_cap = grown
+                self._ctx.count("rcvbuf_autotuned")
 
     def _urgent(self, seq: Seq, pointer: int) -> None:
         """Record the urgent mark SEG.SEQ + SEG.UP if it advances (RFC 9293 §3.8.5)."""

@@ -56,3 +56,49 @@ def test_blind_rst_and_syn_storms_leave_the_connection_and_its_data() -> None:
     assert conn.state is State.ESTABLISHED
     h.deliver(payload=b" after")
     assert conn.recv(100, h.now) == b"before after"
+
+
+def _scaled_harness(recv_buffer: int, **config) -> Harness:
+    from tcpstack.core.config import ConnectionOptions
+    return Harness(default_config(**config),
+                   options=ConnectionOptions(sack=False, timestamps=False,
+                                             recv_buffer=recv_buffer))
+
+
+def test_one_byte_segments_never_overfill_the_receive_buffer() -> None:
+    """RFC 7323 §2.4: scaled windows rounded down; the cap holds to the byte."""
+    from core_helpers import TcpOptions
+    cap = 32 * 1024
+    h = _scaled_harness(cap, rcvbuf_initial=cap)
+    conn = h.open_established(syn_options=TcpOptions(wscale=7))
+    accepted = 0
+    for _ in range(2 * cap):
+        before = conn.recv_available()
+        h.deliver(payload=b"x", advance_peer=False, seq=int(conn.rcv_nxt))
+        accepted += conn.recv_available() - before
+        if conn.info()["rcv_wnd"] == 0:
+            break
+    h.tx()
+    assert conn.recv_available() <= cap
+    assert accepted == conn.recv_available()
+    h.deliver(payload=b"y" * 100, advance_peer=False, seq=int(conn.rcv_nxt))
+    assert conn.recv_available() <= cap
+    assert h.stack.counters["zero_window_text_refused"] == 1
+
+
+def test_the_receive_buffer_grows_only_as_the_application_keeps_up() -> None:
+    from core_helpers import TcpOptions
+    h = _scaled_harness(4 * 1024 * 1024)
+    conn = h.open_established(syn_options=TcpOptions(wscale=7))
+    idle = conn.info()
+    assert idle["rcv_wnd"] <= 131072                 # an idle connection promises 128 KiB
+    for _ in range(40):                              # a reader that drains every RTT
+        for _ in range(conn.info()["rcv_wnd"] // 1400):
+            h.deliver(payload=b"z" * 1400)
+        h.tx()
+        h.advance(0.2)
+        while conn.recv(1 << 20, h.now):
+            pass
+        h.tx()
+    assert conn.info()["rcv_wnd"] > 1024 * 1024
+    assert h.stack.counters["rcvbuf_autotuned"] >= 1
