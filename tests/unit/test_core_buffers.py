@@ -37,7 +37,7 @@ def test_reassembly_blocks_newest_first_and_limited():
     r = Reassembly()
     for start in (100, 10, 50, 200):
         r.insert(start, STREAM[start:start + 5])
-    assert r.blocks(3) == [(200, 205), (10, 15), (50, 55)]
+    assert r.blocks(3) == [(200, 205), (50, 55), (10, 15)]   # RFC 2018 §4: most recent first
 
 
 def test_reassembly_range_count_is_bounded():
