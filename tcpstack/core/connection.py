@@ -29,6 +29,8 @@ branch. SYN-SENT is §3.10.7.3; LISTEN and CLOSED live in the stack
 
 from __future__ import annotations
 
+from collections import deque
+
 from tcpstack.core.bytequeue import ByteQueue
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.congestion import make_congestion_control
@@ -93,11 +95,12 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         "_peer_syn_options", "_persist_backoff", "_persist_probes", "_rcv_adv", "_rcv_cap",
         "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off", "_rcv_space_time", "_rcv_up",
         "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
-        "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset", "_ts_ok",
-        "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
-        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
-        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
-        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
+        "_short_charge", "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost",
+        "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field",
+        "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent", "cc", "created", "error",
+        "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote",
+        "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd",
+        "state", "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -177,6 +180,9 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self.cc = make_congestion_control(opts.cc, DEFAULT_MSS, opts.min_ssthresh)
         self._recovery: RenoRecovery = RenoRecovery(iss)   # SACK or not: at the handshake
         self._syn_lost = False               # our SYN or SYN-ACK was retransmitted
+        # Short segments in flight: (end, MSS - size), and their sum (_effective_window).
+        self._short_sent: deque[tuple[Seq, int]] = deque()
+        self._short_charge = 0
         self._max_flight = 0                 # most bytes in flight since the last new ACK
         self._rtt_seq: Seq | None = None     # Karn: the segment being timed (no timestamps)
         self._rtt_time = 0.0

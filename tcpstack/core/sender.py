@@ -157,7 +157,10 @@ class SendSide:
 
     # ------------------------------------------------------------ output
     def _effective_window(self) -> int:
-        cwnd = self.cc.cwnd + self._recovery.inflate
+        # Each short segment in flight costs a whole MSS of cwnd (``_short_charge``):
+        # cwnd bounds packets as well as bytes, as Linux's cwnd counts packets, so
+        # 1-byte nodelay writes put at most cwnd/MSS packets in flight.
+        cwnd = self.cc.cwnd + self._recovery.inflate - self._short_charge
         return self.snd_wnd if self.snd_wnd < cwnd else cwnd
 
     def _output(self, now: float, force_one: bool = False, limit: int = 0) -> bool:
@@ -271,6 +274,10 @@ class SendSide:
         self._recovery.on_send(start, end, now, not fresh)
         if fresh:
             self._last_send = now            # RFC 5681 §4.1: the last time new data went out
+            size = seq_diff(end, start)
+            if size < self.mss:
+                self._short_sent.append((end, self.mss - size))
+                self._short_charge += self.mss - size
         if seq_diff(end, snd_max) > 0:
             if fresh and self._rtt_seq is None and not self._ts_ok:
                 self._rtt_seq = start        # time this segment (RFC 6298 §3, Karn)
@@ -313,6 +320,9 @@ class SendSide:
         self.snd_una = ack
         if seq_diff(self.snd_nxt, ack) < 0:
             self.snd_nxt = ack
+        short = self._short_sent
+        while short and seq_diff(ack, short[0][0]) >= 0:
+            self._short_charge -= short.popleft()[1]
         data_acked = seq_diff(ack, self._buf_seq)
         if data_acked > 0:
             buffered = self._sndbuf.nbytes
@@ -435,6 +445,8 @@ class SendSide:
         rtt.backoff()                            # RFC 6298 §5.5
         self._rtt_seq = None                     # Karn's rule
         self._recovery.on_rto(self)
+        self._short_sent.clear()                 # go-back-N: nothing counts as in flight
+        self._short_charge = 0
         timers.at[LOSS_PROBE] = timers.at[REORDER] = None
         self.snd_nxt = self.snd_una              # go back N from the first unacked byte
         timers.at[RETRANSMIT] = None

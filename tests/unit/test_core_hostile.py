@@ -102,3 +102,19 @@ def test_the_receive_buffer_grows_only_as_the_application_keeps_up() -> None:
         h.tx()
     assert conn.info()["rcv_wnd"] > 1024 * 1024
     assert h.stack.counters["rcvbuf_autotuned"] >= 1
+
+
+def test_one_byte_nodelay_writes_put_at_most_cwnd_packets_in_flight() -> None:
+    """cwnd bounds packets as well as bytes (Linux counts cwnd in packets): 14,600
+    one-byte writes do not become 14,600 packets in flight."""
+    from tcpstack.core.config import ConnectionOptions
+    h = Harness(options=ConnectionOptions(sack=False, timestamps=False, window_scale=False,
+                                          nodelay=True))
+    conn = h.open_established()
+    packets = 0
+    for _ in range(14_600):
+        conn.send(b"x", h.now)
+        packets += len(h.tx())
+    assert packets <= conn.cc.cwnd // conn.mss
+    h.deliver(ack=int(conn.snd_max))              # everything in flight ACKed
+    assert 0 < len(h.tx()) <= conn.cc.cwnd // conn.mss
