@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "tcpstack.cli.lab",
     "tcpstack.cli.ladder",
     "tcpstack.cli.bench",
+    "tcpstack.cli.drill",
 )
 
 
