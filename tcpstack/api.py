@@ -26,7 +26,7 @@ from typing import Any
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.congestion import ALGORITHMS
-from tcpstack.core.errors import TcpAddressInUse, TcpNoFreePort
+from tcpstack.core.errors import TcpAddressInUse, TcpNoFreePort, TcpTooManyConnections
 from tcpstack.core.events import TraceEvent
 from tcpstack.core.state import State
 from tcpstack.errors import UsageError, UserError
@@ -298,7 +298,7 @@ class Stack:
             conn = self.core.connect(remote, int(port), driver.now(),
                                      local_port=None if local_port is None else int(local_port),
                                      options=opts)
-        except (TcpAddressInUse, TcpNoFreePort) as exc:
+        except (TcpAddressInUse, TcpNoFreePort, TcpTooManyConnections) as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot connect to {remote}:{port}: {exc}") from None

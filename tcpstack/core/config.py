@@ -77,6 +77,14 @@ class StackConfig:
     # with this much (Linux tcp_rmem[1], 128 KiB) and grows toward its
     # ConnectionOptions.recv_buffer as the application keeps up.
     rcvbuf_initial: int = 131072
+    # Stack-wide limits, each counted when it bites: connections of any state;
+    # TIME-WAIT entries (Linux tcp_max_tw_buckets: past it a connection closes
+    # without TIME-WAIT); bytes held for the application across all connections
+    # (received in order and out of order: Linux tcp_mem pressure -- windows stop
+    # opening and out-of-order data is dropped first).
+    max_connections: int = 262144
+    max_time_wait: int = 262144
+    rcv_mem_limit: int = 512 * 1024 * 1024
     # RFC 4987 §3.6: answer SYNs with cookies when a listener's SYN queue is
     # full (its backlog, as Linux), keeping no state (Linux tcp_syncookies=1).
     syncookies: bool = True

@@ -91,16 +91,16 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
     __slots__ = (
         "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
         "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_ka_probes", "_last_ack_sent",
-        "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight", "_ooo", "_our_options",
-        "_peer_syn_options", "_persist_backoff", "_persist_probes", "_rcv_adv", "_rcv_cap",
-        "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off", "_rcv_space_time", "_rcv_up",
-        "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok",
-        "_short_charge", "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost",
-        "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field",
-        "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent", "cc", "created", "error",
-        "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote",
-        "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd",
-        "state", "syncookie",
+        "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight", "_mem_charged", "_ooo",
+        "_our_options", "_peer_syn_options", "_persist_backoff", "_persist_probes", "_rcv_adv",
+        "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off", "_rcv_space_time",
+        "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time",
+        "_sack_ok", "_short_charge", "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf",
+        "_syn_lost", "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv",
+        "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent", "cc",
+        "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive",
+        "rcv_nxt", "remote", "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
+        "snd_wl2", "snd_wnd", "state", "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -148,6 +148,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._rcv_off = 0                # stream offset of rcv_nxt (payload bytes in order)
         self._fin_rcv_off: int | None = None  # peer FIN beyond a hole (stream offset)
         self._fin_rcvd = False
+        self._mem_charged = 0              # this connection's share of ctx.rcv_mem
         self._rcv_up: Seq | None = None   # RCV.UP: the latest urgent mark (RFC 9293 §3.3.1)
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018): what we offer, then what
@@ -243,6 +244,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if not self._readable():
             return b""
         data = self._rcvbuf.take(max_bytes)
+        self._recharge()
         self._rcv_space_adjust(now)
         self._maybe_window_update(now)
         return data
@@ -255,6 +257,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         if not self._readable():
             return 0
         n = self._rcvbuf.take_into(buffer)
+        self._recharge()
         self._rcv_space_adjust(now)
         self._maybe_window_update(now)
         return n
@@ -449,6 +452,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         """Delete the TCB (enter CLOSED)."""
         self._timers.cancel_all()
         self._ooo.clear()
+        self._recharge()
         self._set_state(CLOSED, now)
         self._ctx.connection_closed(self)
 
@@ -790,6 +794,11 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             self._terminate(now)
 
     def _enter_time_wait(self, now: float) -> None:
+        if self._ctx.time_wait >= self._cfg.max_time_wait:
+            # Linux tcp_max_tw_buckets: past the limit, close without TIME-WAIT.
+            self._ctx.count("time_wait_overflow")
+            self._terminate(now)
+            return
         self._timers.cancel_all()
         self._set_state(TIME_WAIT_STATE, now)
         self._timers.arm(TIME_WAIT, now + 2 * self._cfg.msl)

@@ -41,7 +41,7 @@ class StackContext:
     __slots__ = (
         "_challenge_budget", "_challenge_second", "_held", "_key", "_last_ack", "_out",
         "_rst_count", "_rst_second", "changed", "coalesce_acks", "config", "counters",
-        "local_addr", "timers", "tracer",
+        "local_addr", "rcv_mem", "time_wait", "timers", "tracer",
     )
 
     def __init__(self, local_addr: str, config: StackConfig, tracer: Tracer | None) -> None:
@@ -52,6 +52,8 @@ class StackContext:
         self.timers = TimerQueue()
         self.changed: set[Any] = set()         # readable/writable/state/accept for the runtime
         self.coalesce_acks = config.coalesce_acks
+        self.rcv_mem = 0          # bytes held for applications, all connections
+        self.time_wait = 0        # connections in TIME-WAIT
         self._out: list[tuple[str, str, TcpSegment] | None] = []
         # Pure ACKs emitted since the last take_output: connection 4-tuple -> index in
         # _out (and, with a tracer, in _held) of the newest one.
@@ -176,6 +178,14 @@ class StackContext:
                                   old_state=old, new_state=new))
         self.changed.add(conn)
         self.count("state_" + new.name.lower())
+        if new is State.TIME_WAIT:
+            self.time_wait += 1
+        elif old is State.TIME_WAIT:
+            self.time_wait -= 1
+
+    def memory_pressure(self) -> bool:
+        """Buffered receive bytes passed ``rcv_mem_limit`` (Linux tcp_mem pressure)."""
+        return self.rcv_mem > self.config.rcv_mem_limit
 
     def connection_established(self, conn: Connection) -> None:
         """``conn`` reached ESTABLISHED (a passive one joins its listener's accept queue)."""

@@ -49,5 +49,15 @@ class TcpNoFreePort(OSError):
         return self.args[1]
 
 
+class TcpTooManyConnections(OSError):
+    """The stack holds ``max_connections`` already (ENFILE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENFILE, message)
+
+    def __str__(self) -> str:
+        return self.args[1]
+
+
 class TcpInvalidArgument(ValueError):
     """An argument the core cannot use, such as a port outside 1-65535 (EINVAL)."""

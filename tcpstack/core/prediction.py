@@ -93,6 +93,7 @@ class HeaderPrediction:
                 n = 0
         if n:
             self._append_in_order(payload, 0, n, now)     # §3.10.7.4 seventh
+            self._recharge()
         self._output(now)
         self._arm_delayed_ack(now)
         return True

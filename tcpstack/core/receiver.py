@@ -38,6 +38,8 @@ class ReceiveSide:
         """
         rcv_nxt = self.rcv_nxt
         free = 0 if self._closed else self._rcv_cap - self._rcvbuf.nbytes
+        if free > 0 and self._ctx.rcv_mem > self._cfg.rcv_mem_limit:
+            free = 0             # memory pressure: the window opens no further (edge kept)
         if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
             return self._wf_field                # nothing it depends on has changed
         adv_now = seq_diff(self._rcv_adv, rcv_nxt)
@@ -101,7 +103,9 @@ class ReceiveSide:
                         self._append_in_order(payload, start, end, now)
                     else:
                         data = memoryview(payload)[start:end]
-                        if self._ooo.insert(self._rcv_off + d, data):
+                        if self._ctx.memory_pressure():
+                            self._drop(seg, "ooo-memory-pressure", now)   # first to go
+                        elif self._ooo.insert(self._rcv_off + d, data):
                             self._ctx.count("ooo_segments")
                         else:
                             self._drop(seg, "ooo-queue-full", now)
@@ -117,6 +121,7 @@ class ReceiveSide:
         elif flags & FIN and state in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
             # Eighth step: remain in the state (a retransmitted FIN); ACK it.
             self._ack_now = True
+        self._recharge()
 
     def _append_in_order(self, payload: bytes | memoryview, start: int, end: int,
                          now: float) -> None:
@@ -170,6 +175,12 @@ class ReceiveSide:
                 self._set_state(State.CLOSING, now)  # simultaneous close
         elif state is State.FIN_WAIT_2:
             self._enter_time_wait(now)
+
+    def _recharge(self) -> None:
+        """Tell the stack how many received bytes this connection holds now."""
+        held = self._rcvbuf.nbytes + self._ooo.held
+        self._ctx.rcv_mem += held - self._mem_charged
+        self._mem_charged = held
 
     def _rcv_space_adjust(self, now: float) -> None:
         """Receive-buffer autotuning (Linux ``tcp_rcv_space_adjust``): once per RTT,

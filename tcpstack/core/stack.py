@@ -15,7 +15,12 @@ from typing import Any
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.connection import Connection
 from tcpstack.core.context import StackContext, Tracer
-from tcpstack.core.errors import TcpAddressInUse, TcpInvalidArgument, TcpNoFreePort
+from tcpstack.core.errors import (
+    TcpAddressInUse,
+    TcpInvalidArgument,
+    TcpNoFreePort,
+    TcpTooManyConnections,
+)
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.core.isn import IsnGenerator, port_offset
 from tcpstack.core.options import our_offer, syn_options, tsval_at
@@ -157,6 +162,10 @@ class StackCore:
             raise TcpInvalidArgument(f"port {remote_port} is out of range 1-65535")
         if local_port is not None and not 0 < local_port <= 65535:
             raise TcpInvalidArgument(f"local port {local_port} is out of range 1-65535")
+        if len(self._conns) >= self.config.max_connections:
+            self._ctx.count("max_connections_refused")
+            raise TcpTooManyConnections(f"{len(self._conns)} connections: the stack's limit "
+                                        "(max_connections)")
         if local_port is None:
             local_port = self._ephemeral_port(remote_addr, remote_port)
         elif (local_port, remote_addr, remote_port) in self._conns:
@@ -295,6 +304,9 @@ class StackCore:
             # Nobody accepts: a new connection could not be taken (Linux drops too).
             ctx.drop(local, remote, seg, "listen-backlog-full", now)
             return
+        if len(self._conns) >= self.config.max_connections:
+            ctx.drop(local, remote, seg, "max-connections", now)
+            return
         if len(listener._syn_queue) >= listener.backlog:
             # The SYN queue is full (a SYN flood, or a slow handshake storm):
             # answer with a cookie and keep nothing (RFC 4987 §3.6).
@@ -362,7 +374,8 @@ class StackCore:
             listener.syncookies_failed += 1
             ctx.count("syncookies_failed")
             return False
-        if len(listener._accept_queue) >= listener.backlog:
+        if (len(listener._accept_queue) >= listener.backlog
+                or len(self._conns) >= self.config.max_connections):
             ctx.drop((self.local_addr, seg.dst_port), (src_addr, seg.src_port), seg,
                      "listen-backlog-full", now)
             return True

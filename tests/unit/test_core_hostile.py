@@ -3,7 +3,7 @@ number of answers (issue 15 limits), and the connection survives them."""
 
 from __future__ import annotations
 
-from core_helpers import ACK, RST, SYN, Harness, State, default_config
+from core_helpers import ACK, FIN, RST, SYN, Harness, State, default_config
 
 
 def test_ten_thousand_out_of_window_acks_draw_at_most_a_few_acks() -> None:
@@ -118,3 +118,42 @@ def test_one_byte_nodelay_writes_put_at_most_cwnd_packets_in_flight() -> None:
     assert packets <= conn.cc.cwnd // conn.mss
     h.deliver(ack=int(conn.snd_max))              # everything in flight ACKed
     assert 0 < len(h.tx()) <= conn.cc.cwnd // conn.mss
+
+
+def test_past_max_time_wait_a_connection_closes_without_time_wait() -> None:
+    h = Harness(default_config(max_time_wait=0))
+    conn = h.open_fin_wait_2()
+    h.deliver(flags=FIN | ACK)
+    h.tx()
+    assert conn.state is State.CLOSED
+    assert h.stack.counters["time_wait_overflow"] == 1
+
+
+def test_max_connections_bounds_passive_and_active_opens() -> None:
+    import pytest
+
+    from tcpstack.core.errors import TcpTooManyConnections
+    h = Harness(default_config(max_connections=2))
+    h.open_listen()
+    for i in range(4):
+        h.peer_port = 30000 + i
+        h.deliver(flags=SYN, ack=0, advance_peer=False)
+    assert len(list(h.stack.connections())) == 2
+    assert h.stack.counters["drop_max_connections"] == 2
+    with pytest.raises(TcpTooManyConnections):
+        h.stack.connect("192.0.2.9", 80, h.now)
+
+
+def test_memory_pressure_drops_out_of_order_data_first_and_stops_the_window() -> None:
+    h = Harness(default_config(rcv_mem_limit=3000))
+    conn = h.open_established()
+    h.deliver(payload=b"a" * 4000)                 # in order: taken, but now over the limit
+    h.tx()
+    assert h.stack.counters.get("drop_ooo_memory_pressure", 0) == 0
+    h.deliver(seq=int(h.peer_nxt) + 500, payload=b"b" * 100, advance_peer=False)
+    assert h.stack.counters["drop_ooo_memory_pressure"] == 1
+    ack = [s for s in h.tx() if s.flags & ACK][-1]
+    assert int(conn.rcv_nxt) + ack.window <= int(conn._rcv_adv)
+    conn.recv(10_000, h.now)                       # the application catches up
+    h.deliver(seq=int(h.peer_nxt) + 500, payload=b"c" * 100, advance_peer=False)
+    assert h.stack.counters["drop_ooo_memory_pressure"] == 1
