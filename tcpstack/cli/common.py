@@ -161,6 +161,44 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
                           "(NewReno, RFC 5681/6582)")
     tcp.add_argument("--min-ssthresh", type=min_ssthresh_value, metavar="SEGMENTS",
                      help="least ssthresh after a loss, 2..4 (default 4; 2 is RFC 5681's floor)")
+    limits = parser.add_argument_group("LIMITS (docs/tcp.md lists each with its Linux setting)")
+    limits.add_argument("--no-syncookies", action="store_true",
+                        help="drop SYNs when a listener's SYN queue is full instead of "
+                             "answering with SYN cookies (RFC 4987)")
+    limits.add_argument("--max-connections", type=positive_count, metavar="N",
+                        help="connections of any state (default 262144)")
+    limits.add_argument("--max-time-wait", type=positive_count, metavar="N",
+                        help="TIME-WAIT entries; past it connections close without "
+                             "TIME-WAIT (Linux tcp_max_tw_buckets; default 262144)")
+    limits.add_argument("--rcv-mem-limit", type=byte_count, metavar="BYTES",
+                        help="received bytes held across all connections before windows "
+                             "stop opening (Linux tcp_mem; default 512M)")
+    limits.add_argument("--challenge-ack-limit", type=positive_count, metavar="N",
+                        help="RFC 5961 challenge ACKs per second, stack-wide, randomised "
+                             "around N (default 1000)")
+
+
+def positive_count(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def stack_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """StackConfig fields from the LIMITS options that were given."""
+    limits: dict[str, Any] = {}
+    if getattr(args, "no_syncookies", False):
+        limits["syncookies"] = False
+    for name in ("max_connections", "max_time_wait", "rcv_mem_limit", "challenge_ack_limit"):
+        value = getattr(args, name, None)
+        if value is not None:
+            limits[name] = value
+    return limits
 
 
 # -- from options to a running stack ------------------------------------------
@@ -181,6 +219,10 @@ def stack_from_args(args: argparse.Namespace, **overrides: Any) -> Any:
         "msl": getattr(args, "msl", None),
         "offload": not getattr(args, "no_offload", False),
     }
+    limits = stack_limits(args)
+    if limits:
+        from tcpstack.core.config import StackConfig
+        kwargs["config"] = StackConfig(**limits)
     kwargs.update(overrides)
     return Stack(**kwargs)
 
