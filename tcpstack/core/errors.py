@@ -29,34 +29,34 @@ class TcpConnectionClosing(BrokenPipeError):
     """SEND after CLOSE/shutdown (RFC 9293 §3.10.2: "connection closing")."""
 
 
-class TcpAddressInUse(OSError):
+class _TcpOSError(OSError):
+    """An OSError with the subclass's ``ERRNO`` whose text is just the message."""
+
+    ERRNO = 0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.ERRNO, message)
+
+    def __str__(self) -> str:
+        return self.args[1]
+
+
+class TcpAddressInUse(_TcpOSError):
     """LISTEN on a port that listens already, or OPEN on a 4-tuple in use (EADDRINUSE)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EADDRINUSE, message)
-
-    def __str__(self) -> str:
-        return self.args[1]
+    ERRNO = errno.EADDRINUSE
 
 
-class TcpNoFreePort(OSError):
+class TcpNoFreePort(_TcpOSError):
     """No ephemeral port is free towards this destination (EADDRNOTAVAIL)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EADDRNOTAVAIL, message)
-
-    def __str__(self) -> str:
-        return self.args[1]
+    ERRNO = errno.EADDRNOTAVAIL
 
 
-class TcpTooManyConnections(OSError):
+class TcpTooManyConnections(_TcpOSError):
     """The stack holds ``max_connections`` already (ENFILE)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.ENFILE, message)
-
-    def __str__(self) -> str:
-        return self.args[1]
+    ERRNO = errno.ENFILE
 
 
 class TcpInvalidArgument(ValueError):
