@@ -182,7 +182,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._recovery: RenoRecovery = RenoRecovery(iss)   # SACK or not: at the handshake
         self._syn_lost = False               # our SYN or SYN-ACK was retransmitted
         # Short segments in flight: (end, MSS - size), and their sum (_effective_window).
-        self._short_sent: deque[tuple[Seq, int]] = deque()
+        self._short_sent: deque[tuple[Seq, int]] | None = None   # made when first needed
         self._short_charge = 0
         self._max_flight = 0                 # most bytes in flight since the last new ACK
         self._rtt_seq: Seq | None = None     # Karn: the segment being timed (no timestamps)

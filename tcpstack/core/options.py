@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from tcpstack.core.config import ConnectionOptions
@@ -37,6 +38,7 @@ def receive_wscale(recv_buffer: int) -> int:
     return ws
 
 
+@functools.lru_cache(maxsize=64)
 def our_offer(options: ConnectionOptions, mtu: int) -> TcpOptions:
     """What our SYN or SYN-ACK offers, from the connection's options and the MTU
     (timestamps as a placeholder pair: ``syn_options`` fills them in)."""

@@ -8,6 +8,8 @@ and the timers that send (retransmission, persist, keepalive).
 
 from __future__ import annotations
 
+from collections import deque
+
 from tcpstack.core.errors import TcpTimeout
 from tcpstack.core.events import TIMER_KEEPALIVE, TIMER_PERSIST, TIMER_RETRANSMIT
 from tcpstack.core.options import syn_options, tsval_at
@@ -276,6 +278,8 @@ class SendSide:
             self._last_send = now            # RFC 5681 §4.1: the last time new data went out
             size = seq_diff(end, start)
             if size < self.mss:
+                if self._short_sent is None:
+                    self._short_sent = deque()
                 self._short_sent.append((end, self.mss - size))
                 self._short_charge += self.mss - size
         if seq_diff(end, snd_max) > 0:
@@ -445,7 +449,7 @@ class SendSide:
         rtt.backoff()                            # RFC 6298 §5.5
         self._rtt_seq = None                     # Karn's rule
         self._recovery.on_rto(self)
-        self._short_sent.clear()                 # go-back-N: nothing counts as in flight
+        self._short_sent = None                  # go-back-N: nothing counts as in flight
         self._short_charge = 0
         timers.at[LOSS_PROBE] = timers.at[REORDER] = None
         self.snd_nxt = self.snd_una              # go back N from the first unacked byte
