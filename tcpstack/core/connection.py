@@ -306,6 +306,13 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             self._terminate(now)
             return
         self.shutdown(now)
+        if self.state is SYN_RECEIVED and not self._sndbuf.nbytes:
+            # §3.10.4 SYN-RECEIVED: "If no SENDs have been issued and there is no
+            # pending data to send, then form a FIN segment and send it, and enter
+            # FIN-WAIT-1 state" (Linux alike). Our SYN is still unacknowledged:
+            # the retransmission timer resends it until it is (SendSide).
+            self._set_state(FIN_WAIT_1, now)
+            self._output(now)
         if self.state is FIN_WAIT_2_STATE:
             self._timers.arm(FIN_WAIT_2, now + self._cfg.fin_wait_2_timeout)
 

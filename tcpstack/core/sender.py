@@ -426,7 +426,8 @@ class SendSide:
         cfg = self._cfg
         timers = self._timers
         self._trace_timer(TIMER_RETRANSMIT, now, f"retry {rtt.backoffs + 1}")
-        if state is State.SYN_SENT or state is State.SYN_RECEIVED:
+        if (state is State.SYN_SENT or state is State.SYN_RECEIVED
+                or seq_diff(self.snd_una, self.iss) == 0):   # our SYN not yet ACKed
             limit = cfg.syn_retries if state is State.SYN_SENT else cfg.synack_retries
             if rtt.backoffs >= limit:
                 self._give_up(now)

@@ -212,3 +212,20 @@ def test_an_mtu_of_68_is_accepted_with_an_mss_of_28() -> None:
     assert negotiate(ours, TcpOptions(mss=1460)).mss == 28
     with pytest.raises(ValueError):
         StackConfig(mtu=67)
+
+
+def test_close_in_syn_received_sends_the_fin_at_once_and_still_repairs_its_syn() -> None:
+    """RFC 9293 §3.10.4 SYN-RECEIVED with nothing queued: FIN now, FIN-WAIT-1; if our
+    SYN-ACK was lost, the retransmission timer resends it first."""
+    h = Harness()
+    conn = h.open_syn_sent()
+    h.deliver(flags=SYN, ack=0)                   # simultaneous open
+    h.expect_tx(flags=SYN | ACK)
+    assert conn.state is State.SYN_RECEIVED
+    conn.close(h.now)
+    h.expect_tx(flags=FIN | ACK, seq=int(conn.iss) + 1)
+    assert conn.state is State.FIN_WAIT_1
+    h.fire_next()                                 # nothing came back: the SYN-ACK again
+    h.expect_tx(flags=SYN | ACK, seq=int(conn.iss))
+    h.deliver(ack=int(conn.iss) + 2)              # the peer ACKs our SYN and our FIN
+    assert conn.state is State.FIN_WAIT_2
