@@ -357,7 +357,12 @@ class CoreTarget:
         if conn is None:
             return _fail(E.EAGAIN) if vs.nonblock and not blocking_call else BLOCK
         fd = self._new_fd(expected)
-        self._sockets[fd] = _Socket(fd, conn.options, conn=conn, connect_reported=True)
+        # An accepted socket inherits the listener's socket options (Linux copies
+        # SO_LINGER, keepalive and the rest from the listening socket).
+        self._sockets[fd] = _Socket(fd, conn.options, conn=conn, connect_reported=True,
+                                    linger_abort=vs.linger_abort,
+                                    keepalive_on=vs.keepalive_on,
+                                    keepalive=list(vs.keepalive))
         return Outcome(fd)
 
     _sys_accept4 = _sys_accept
