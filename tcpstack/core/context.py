@@ -95,7 +95,8 @@ class StackContext:
         and counted as ``acks_coalesced``: one batch of arriving segments often
         draws several ACKs and only the newest tells the peer anything new, as
         with a receiver that coalesces (GRO, LRO). Duplicate ACKs (the same ACK
-        number: loss signals, RFC 5681 §3.2, or SACK blocks) are all kept, and
+        number: loss signals, RFC 5681 §3.2) are all kept unless both carry SACK
+        blocks (then the newer blocks tell all: Linux compresses SACKs too), and
         so is every segment with data or another flag.
         """
         out = self._out
@@ -114,11 +115,19 @@ class StackContext:
             if last is not None:
                 j, k = last
                 prev = out[j]
-                if prev is not None and 0 < (seg.ack - prev[2].ack) & _MASK < _HALF:
-                    out[j] = None
-                    if held is not None:
-                        held[k] = None
-                    c["acks_coalesced"] = c.get("acks_coalesced", 0) + 1
+                if prev is not None:
+                    newer = (seg.ack - prev[2].ack) & _MASK
+                    # A duplicate ACK with SACK blocks is superseded by a later one
+                    # with newer blocks (Linux's SACK compression, tcp_sack_compress):
+                    # the sender learns from the blocks, and the first block always
+                    # names the newest data (RFC 2018 §4). Without SACK each
+                    # duplicate ACK counts (RFC 5681 §3.2) and all are kept.
+                    if 0 < newer < _HALF or (newer == 0 and seg.options.sack_blocks
+                                             and prev[2].options.sack_blocks):
+                        out[j] = None
+                        if held is not None:
+                            held[k] = None
+                        c["acks_coalesced"] = c.get("acks_coalesced", 0) + 1
             self._last_ack[key] = (len(out), len(held) if held is not None else 0)
         out.append((self.local_addr, remote[0], seg))
         if tracer is not None:

@@ -115,3 +115,14 @@ def test_gso_transfer_from_the_kernel_needs_fewer_acks(netns_name: str,
             assert {k for k in counters if k.startswith("drop_")} <= {"drop_unacceptable_seq"}
 
     run_async(body(), timeout=60)
+
+
+def test_duplicate_acks_with_sack_blocks_are_compressed() -> None:
+    """Linux's SACK compression: of consecutive duplicate ACKs with SACK blocks only
+    the newest goes out; without SACK every duplicate ACK counts and stays."""
+    from tcpstack.wire.tcp import TcpOptions
+    first = (LOCAL, PEER, TcpSegment(5000, 80, 1000, 100, ACK, 100,
+                                     options=TcpOptions(sack_blocks=((200, 300),))))
+    second = (LOCAL, PEER, TcpSegment(5000, 80, 1000, 100, ACK, 100,
+                                      options=TcpOptions(sack_blocks=((400, 500), (200, 300)))))
+    assert _coalesce([first, second]) == [second]

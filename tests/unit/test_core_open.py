@@ -258,12 +258,26 @@ def test_syn_received_fin_on_third_ack_goes_to_close_wait(h):
     assert h.listener.accept() is conn and conn.at_eof
 
 
-def test_close_in_syn_received_sends_fin_after_established(h):
+def test_close_in_syn_received_with_nothing_queued_sends_the_fin_at_once(h):
+    """RFC 9293 §3.10.4 SYN-RECEIVED: no SENDs, nothing pending: FIN, FIN-WAIT-1."""
     conn = h.open_syn_received()
+    conn.close(h.now)
+    h.expect_tx(flags=FIN | ACK)
+    assert conn.state is State.FIN_WAIT_1
+    h.deliver(ack=int(conn.iss) + 1)              # the handshake ACK: SYN ACKed, FIN not
+    h.expect_nothing()
+    assert conn.state is State.FIN_WAIT_1
+
+
+def test_close_in_syn_received_with_data_queued_sends_the_fin_after_established(h):
+    """§3.10.4: "otherwise, queue for processing after entering ESTABLISHED state"."""
+    conn = h.open_syn_received()
+    conn.send(b"queued", h.now)
     conn.close(h.now)
     h.expect_nothing()
     h.deliver()
-    h.expect_tx(flags=FIN | ACK)
+    out = h.tx()
+    assert out[-1].flags & FIN and b"".join(bytes(s.payload) for s in out) == b"queued"
     assert conn.state is State.FIN_WAIT_1
 
 
