@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from tcpstack.bench import report as rep
+from tcpstack.bench.argtypes import positive_float, positive_int, workload_list
 from tcpstack.bench.processes import ProgramFailed
 from tcpstack.bench.topology import BenchNetwork
 from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
@@ -32,54 +33,24 @@ QUICK = {"bulk_mb": 2.0, "loss_mb": 1.0, "rr_count": 200, "connect_count": 50,
 PROFILE_TOP = 20
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"bad number {text!r} (> 0)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"bad number {text!r} (> 0)")
-    return value
-
-
-def _workloads(text: str) -> list[str]:
-    chosen: list[str] = []
-    for name in (part.strip() for part in text.split(",")):
-        names = GROUPS.get(name) or ((name,) if name in WORKLOADS_BY_NAME else None)
-        if not names:
-            known = ", ".join([*WORKLOADS_BY_NAME, *GROUPS])
-            raise argparse.ArgumentTypeError(f"unknown workload {name!r} (one of {known})")
-        chosen += [n for n in names if n not in chosen]
-    return chosen
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", type=_positive_int, default=3,
+    parser.add_argument("--runs", type=positive_int, default=3,
                         help="runs of each workload on each side; the median is shown (3)")
-    parser.add_argument("--only", type=_workloads, metavar="WORKLOADS",
+    parser.add_argument("--only", type=workload_list(WORKLOADS_BY_NAME, GROUPS),
+                        metavar="WORKLOADS",
                         help="comma-separated workloads: " + ", ".join(WORKLOADS_BY_NAME)
                         + "; or groups: " + ", ".join(GROUPS))
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes (a smoke run, not a measurement)")
-    parser.add_argument("--bulk-mb", type=_positive_float, metavar="MB",
+    parser.add_argument("--bulk-mb", type=positive_float, metavar="MB",
                         help="bytes per bulk transfer, in MB (200)")
-    parser.add_argument("--loss-mb", type=_positive_float, metavar="MB",
+    parser.add_argument("--loss-mb", type=positive_float, metavar="MB",
                         help="bytes per transfer under loss, in MB (20)")
-    parser.add_argument("--rr-count", type=_positive_int, metavar="N",
+    parser.add_argument("--rr-count", type=positive_int, metavar="N",
                         help="1-byte round trips timed (10000, after 200 unmeasured)")
-    parser.add_argument("--connect-count", type=_positive_int, metavar="N",
+    parser.add_argument("--connect-count", type=positive_int, metavar="N",
                         help="sequential connect+close cycles (2000)")
-    parser.add_argument("--idle-conns", type=_positive_int, metavar="N",
+    parser.add_argument("--idle-conns", type=positive_int, metavar="N",
                         help="concurrent idle connections (10000)")
     parser.add_argument("--no-offload", action="store_true",
                         help="run tcpstack's TUN without virtio-net offloads (TSO/checksum)")
@@ -87,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="congestion control of the kernel sockets (the baseline and "
                         "tcpstack's peer), set inside the benchmark's namespaces; default: "
                         "the machine's (tcpstack always runs CUBIC)")
-    parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                         help="limit for each program run (default: from the workload size)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
                         "stdout, after the table)")

@@ -1,0 +1,1 @@
+"""tools/attack: hostile loads against tcpstack and the kernel, side by side."""
