@@ -585,9 +585,16 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         opts = seg.options
         if state is SYN_RECEIVED and flags & SYN and seq_diff(seq, self.irs) == 0:
             if not flags & ACK:
-                # The peer retransmitted its SYN (our SYN-ACK was lost): resend ours.
-                if not flags & RST:
+                if flags & RST:
+                    return
+                if self.passive:
+                    # The peer retransmitted its SYN (our SYN-ACK was lost): resend
+                    # ours (Linux alike).
                     self._send_syn(now)
+                else:
+                    # A SYN-RECEIVED reached from SYN-SENT (simultaneous open): the
+                    # SYN again lies below RCV.NXT, unacceptable: an ACK, no SYN-ACK.
+                    self._send_oow_ack(seg, now)
                 return
             # Simultaneous open, RFC 9293 Figure 8: the peer's SYN,ACK acknowledges
             # our SYN; its SYN is a duplicate, treat the rest as a plain segment.
