@@ -128,12 +128,17 @@ class SendSide:
     def _send_rst_abort(self, now: float) -> None:
         """RFC 9293 §3.10.5: <SEQ=SND.NXT><CTL=RST> in the synchronized states."""
         if self.state in _RST_ON_ABORT:
-            self._emit(TcpSegment(self.local[1], self.remote[1], int(self.snd_max), 0, RST,
-                                  0), now)
+            self._emit(self._rst(int(self.snd_max), now), now)
 
     def _send_rst_for(self, seg: TcpSegment, now: float) -> None:
         """<SEQ=SEG.ACK><CTL=RST>: the answer to an unacceptable ACK (§3.10.7.3/4)."""
-        self._emit(TcpSegment(self.local[1], self.remote[1], seg.ack, 0, RST, 0), now)
+        self._emit(self._rst(seg.ack, now), now)
+
+    def _rst(self, seq: int, now: float) -> TcpSegment:
+        """A RST, with our timestamps once they are in use (RFC 7323 §3.2: SHOULD)."""
+        opts = (new_options(None, None, False, (), (self._tsval(now), self._ts_recent))
+                if self._ts_ok else _NO_OPTIONS)
+        return TcpSegment(self.local[1], self.remote[1], seq, 0, RST, 0, 0, opts)
 
     def _send_syn(self, now: float) -> None:
         """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), always with the same ISS."""
@@ -190,7 +195,9 @@ class SendSide:
         maxseg = mss
         tso_max = self._cfg.tso_max
         if sack:
-            maxseg = mss - (2 + 8 * len(sack) + 2)  # room for the SACK option
+            # Room for the SACK option: a full-sized segment is this much smaller
+            # (RFC 9293 §3.7.1), also for the SWS/Nagle test below.
+            maxseg = mss = mss - (2 + 8 * len(sack) + 2)
         elif tso_max > mss:
             maxseg = tso_max - tso_max % mss
         if seq_diff(self.snd_una, self.snd_max) == 0 and now - self._last_send > self.rtt.rto:
