@@ -90,17 +90,17 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
 
     __slots__ = (
         "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
-        "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_ka_probes", "_last_ack_sent",
-        "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight", "_mem_charged", "_ooo",
-        "_our_options", "_peer_syn_options", "_persist_backoff", "_persist_probes", "_rcv_adv",
-        "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off", "_rcv_space_time",
-        "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time",
-        "_sack_ok", "_short_charge", "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf",
-        "_syn_lost", "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv",
-        "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent", "cc",
-        "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss", "options", "passive",
-        "rcv_nxt", "remote", "retransmits", "rtt", "snd_max", "snd_nxt", "snd_una", "snd_wl1",
-        "snd_wl2", "snd_wnd", "state", "syncookie",
+        "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_flight_round_end", "_ka_probes",
+        "_last_ack_sent", "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight",
+        "_mem_charged", "_ooo", "_our_options", "_peer_syn_options", "_persist_backoff",
+        "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space",
+        "_rcv_space_off", "_rcv_space_time", "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery",
+        "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok", "_short_charge", "_short_sent",
+        "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset", "_ts_ok",
+        "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
+        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
+        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
+        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -184,7 +184,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         # Short segments in flight: (end, MSS - size), and their sum (_effective_window).
         self._short_sent: deque[tuple[Seq, int]] | None = None   # made when first needed
         self._short_charge = 0
-        self._max_flight = 0                 # most bytes in flight since the last new ACK
+        self._max_flight = 0                 # most bytes in flight in this round
+        self._flight_round_end = iss         # the round ends when this is ACKed
         self._rtt_seq: Seq | None = None     # Karn: the segment being timed (no timestamps)
         self._rtt_time = 0.0
         self.retransmits = 0

@@ -359,7 +359,7 @@ class SackRecovery(RenoRecovery):
         """
         timers = conn._timers
         if conn.state not in _SEND_STATES or seq_diff(conn.snd_una, conn.snd_max) == 0 \
-                or conn.rtt.backoffs \
+                or conn.rtt.retries \
                 or (self.rprobe if self.state is RECOVERY else self.tlp_end is not None):
             # No probe after an RTO until new data is ACKed (Linux: only in the
             # Open and CWR states), nor a second one for the same tail.

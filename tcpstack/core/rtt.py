@@ -31,7 +31,8 @@ SYN_LOSS_RTO = 3.0   # RFC 6298 §5.7: the RTO once data starts after a lost SYN
 class RttEstimator:
     """SRTT / RTTVAR / RTO state of one connection (RFC 6298 §2)."""
 
-    __slots__ = ("_base_rto", "backoffs", "granularity", "max_rto", "min_rto", "rttvar", "srtt")
+    __slots__ = ("_base_rto", "backoffs", "granularity", "max_rto", "min_rto", "retries",
+                 "rttvar", "srtt")
 
     def __init__(
         self,
@@ -47,7 +48,8 @@ class RttEstimator:
         self.granularity = granularity
         self.srtt: float | None = None
         self.rttvar: float | None = None
-        self.backoffs = 0
+        self.backoffs = 0     # the RTO's doubling (§5.5), kept until a valid sample
+        self.retries = 0      # timeouts since the peer last acknowledged new data
         # RFC 6298 §2.1: RTO before any sample.
         self._base_rto = initial_rto
 
@@ -92,10 +94,17 @@ class RttEstimator:
     def backoff(self) -> None:
         """The retransmission timer expired: double RTO (RFC 6298 §5.5), capped at max_rto.
 
-        ``backoffs`` counts every call (a retry counter the caller may use to
-        give up); the RTO itself stops growing at ``max_rto``.
+        ``retries`` counts the timeouts since the last progress (the caller gives
+        up on it); the RTO itself stops growing at ``max_rto``.
         """
         self.backoffs += 1
+        self.retries += 1
+
+    def progress(self) -> None:
+        """New data was acknowledged: the retry count starts again. The doubled
+        RTO stays until a valid RTT sample (Karn's algorithm, RFC 6298 §5 note;
+        Linux alike: "only reset backoff on valid RTT measurement")."""
+        self.retries = 0
 
     def fall_back_after_syn_loss(self) -> None:
         """RFC 6298 §5.7: a SYN (or SYN-ACK) timed out and no RTT was measured:
@@ -104,8 +113,9 @@ class RttEstimator:
             self._base_rto = SYN_LOSS_RTO
 
     def reset_backoff(self) -> None:
-        """Drop the backoff without a new sample (e.g. an ACK of new data, RFC 6298 §5.7)."""
+        """Drop the backoff and the retry count without a sample (the handshake is done)."""
         self.backoffs = 0
+        self.retries = 0
 
     def __repr__(self) -> str:
         return (

@@ -299,9 +299,12 @@ class SendSide:
         else:
             self._count_retransmit()
         self.snd_nxt = end
+        # How full the window is, per round (Linux tcp_cwnd_validate: max_packets_out
+        # and cwnd_usage_seq): the most in flight since the previous round was ACKed.
         flight = seq_diff(self.snd_max, self.snd_una)
-        if flight > self._max_flight:
+        if flight > self._max_flight or seq_diff(self.snd_una, self._flight_round_end) >= 0:
             self._max_flight = flight
+            self._flight_round_end = self.snd_max
         timers = self._timers
         if timers.at[RETRANSMIT] is None:
             timers.arm(RETRANSMIT, now + self.rtt.rto)     # RFC 6298 §5.1
@@ -343,9 +346,8 @@ class SendSide:
             self._buf_seq = wire_seq(_add(self._buf_seq, data_acked) & _MASK)
             self.bytes_sent += data_acked
             self._ctx.changed.add(self)          # writable
-        rtt.reset_backoff()                      # RFC 6298 §5.7: new data ACKed
+        rtt.progress()                           # new data ACKed: retries start again
         self._recovery.on_new_ack(self, ack, acked, now)
-        self._max_flight = seq_diff(self.snd_max, ack)
         timers = self._timers
         if seq_diff(self.snd_una, self.snd_max) == 0:
             at = timers.at
@@ -432,11 +434,11 @@ class SendSide:
         rtt = self.rtt
         cfg = self._cfg
         timers = self._timers
-        self._trace_timer(TIMER_RETRANSMIT, now, f"retry {rtt.backoffs + 1}")
+        self._trace_timer(TIMER_RETRANSMIT, now, f"retry {rtt.retries + 1}")
         if (state is State.SYN_SENT or state is State.SYN_RECEIVED
                 or seq_diff(self.snd_una, self.iss) == 0):   # our SYN not yet ACKed
             limit = cfg.syn_retries if state is State.SYN_SENT else cfg.synack_retries
-            if rtt.backoffs >= limit:
+            if rtt.retries >= limit:
                 self._give_up(now)
                 return
             rtt.backoff()
@@ -448,7 +450,7 @@ class SendSide:
             return
         if seq_diff(self.snd_una, self.snd_max) == 0:
             return
-        if rtt.backoffs >= cfg.retries2:
+        if rtt.retries >= cfg.retries2:
             self._give_up(now)
             return
         flight = seq_diff(self.snd_max, self.snd_una)
