@@ -24,6 +24,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tcpstack.bench.argtypes import positive_int
 from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.errors import UserError
 from tcpstack.runtime.network import DEFAULT_ADDR, DEFAULT_NETNS, DEFAULT_TUN, DEFAULT_TUN_ADDR
@@ -165,28 +166,17 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--no-syncookies", action="store_true",
                         help="drop SYNs when a listener's SYN queue is full instead of "
                              "answering with SYN cookies (RFC 4987)")
-    limits.add_argument("--max-connections", type=positive_count, metavar="N",
+    limits.add_argument("--max-connections", type=positive_int, metavar="N",
                         help="connections of any state (default 262144)")
-    limits.add_argument("--max-time-wait", type=positive_count, metavar="N",
+    limits.add_argument("--max-time-wait", type=positive_int, metavar="N",
                         help="TIME-WAIT entries; past it connections close without "
                              "TIME-WAIT (Linux tcp_max_tw_buckets; default 262144)")
     limits.add_argument("--rcv-mem-limit", type=byte_count, metavar="BYTES",
                         help="received bytes held across all connections before windows "
                              "stop opening (Linux tcp_mem; default 512M)")
-    limits.add_argument("--challenge-ack-limit", type=positive_count, metavar="N",
+    limits.add_argument("--challenge-ack-limit", type=positive_int, metavar="N",
                         help="RFC 5961 challenge ACKs per second, stack-wide, randomised "
                              "around N (default 1000)")
-
-
-def positive_count(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def stack_limits(args: argparse.Namespace) -> dict[str, Any]:
