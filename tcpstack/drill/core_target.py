@@ -32,6 +32,7 @@ out ETIMEDOUT, send after shutdown EPIPE. Anything else SKIPs the script.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as E
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -49,8 +50,10 @@ from tcpstack.core.stack import Connection, Listener, StackCore
 from tcpstack.core.state import State
 from tcpstack.drill.symbols import SYMBOLS
 from tcpstack.drill.target import BLOCK, CallHandle, Env, Flow, Outcome, Skip, _Block
-from tcpstack.wire.errors import WireError
+from tcpstack.wire.errors import Contradictory, WireError
+from tcpstack.wire.ipv4 import Ipv4Header
 from tcpstack.wire.packet import build_packet, parse_packet
+from tcpstack.wire.tcp import TcpSegment
 
 ISN_SECRET = b"tcpstack drill core target!"
 S = SYMBOLS
@@ -212,6 +215,11 @@ class CoreTarget:
     def inject(self, raw: bytes) -> None:
         try:
             ip, seg = parse_packet(raw)
+        except Contradictory:
+            # SYN with FIN or RST: the runtime's codec drops these before the core,
+            # but the core must decide for itself too (hostile input is normal
+            # input), and that is what this target tests: hand it over as is.
+            ip, seg = _parse_contradictory(raw)
         except WireError as exc:
             raise Skip(f"the drill built a packet tcpstack cannot parse ({exc.reason})") from None
         self.stack.receive(ip.src, ip.dst, seg, self._now)
@@ -660,3 +668,13 @@ class _Unsupported(Exception):
 class _BadFd(Exception):
     pass
 
+
+def _parse_contradictory(raw: bytes) -> tuple[Ipv4Header, TcpSegment]:
+    """Parse a packet whose control bits the codec refuses (SYN+FIN, SYN+RST):
+    parsed with SYN cleared, the bits put back on the segment."""
+    flags_at = (raw[0] & 0x0F) * 4 + 13
+    patched = bytearray(raw)
+    flags = patched[flags_at]
+    patched[flags_at] = flags & ~0x02
+    ip, seg = parse_packet(bytes(patched), verify_checksum=False)
+    return ip, dataclasses.replace(seg, flags=seg.flags | 0x02)
