@@ -3,6 +3,7 @@ root) and Linux in a private network namespace (marked ``root``)."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -41,18 +42,30 @@ def test_core_target(script: Path) -> None:
     _check(result, script, "core")
 
 
-@pytest.fixture(scope="session")
-def kernel_target():  # type: ignore[no-untyped-def]
-    # One namespace for the session; KernelTarget resets it between scripts and
-    # removes it at the end (also when a test fails).
+# The kernel target runs in real time (retransmission timers, TIME-WAIT):
+# scripts are shared out among worker processes, each with its own namespace
+# (KernelTarget resets it between scripts and removes it at the end, also on
+# failure), and the per-script tests below read their results.
+KERNEL_JOBS = 4
+
+
+def _run_kernel_shard(shard: list[tuple[int, str]]) -> list[tuple[str, Result]]:
     with open_target("kernel") as target:
-        yield target
+        return [(path, run_script(path, target, log=_quiet, remote_port=41000 + 16 * index))
+                for index, path in shard]
+
+
+@pytest.fixture(scope="session")
+def kernel_results() -> dict[str, Result]:
+    jobs = KERNEL_JOBS
+    shards = [[(i, str(p)) for i, p in enumerate(SCRIPTS) if i % jobs == k]
+              for k in range(jobs)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        parts = pool.map(_run_kernel_shard, shards)
+    return {path: result for part in parts for path, result in part}
 
 
 @pytest.mark.root
 @pytest.mark.parametrize("script", SCRIPTS, ids=IDS)
-def test_kernel_target(script: Path, kernel_target) -> None:  # type: ignore[no-untyped-def]
-    index = SCRIPTS.index(script)
-    result = run_script(str(script), kernel_target, log=_quiet,
-                        remote_port=41000 + 16 * index)
-    _check(result, script, "kernel")
+def test_kernel_target(script: Path, kernel_results: dict[str, Result]) -> None:
+    _check(kernel_results[str(script)], script, "kernel")
