@@ -19,7 +19,6 @@ from typing import Any, NoReturn
 from tcpstack.attack import report as rep
 from tcpstack.attack import topology as topo
 from tcpstack.attack.figures import figures
-from tcpstack.attack.processes import ProgramFailed
 from tcpstack.attack.settings import DEFAULT, QUICK, Settings, with_overrides
 from tcpstack.attack.workloads import (
     GROUPS,
@@ -29,6 +28,7 @@ from tcpstack.attack.workloads import (
     remove_stale_dirs,
 )
 from tcpstack.bench.argtypes import positive_float, positive_int, workload_list
+from tcpstack.bench.runs import run_workload
 from tcpstack.errors import UsageError, UserError, one_line_errors
 
 NAME = "attack"
@@ -127,24 +127,9 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:     # pyroute2's NetlinkError is an OSError
             raise UserError(f"cannot build the attack's network: {exc}") from None
         for name in names:
-            workload = WORKLOADS_BY_NAME[name]
-            attack.workload = name
             started_workload = time.monotonic()
-            for index in range(args.runs):
-                for side in SIDES:
-                    started = time.monotonic()
-                    try:
-                        figs = workload.run(attack, side, index)
-                    except (ProgramFailed, UserError) as exc:
-                        errors.append(f"{name} run {index + 1} {side}: {exc}")
-                        _log(errors[-1])
-                        continue
-                    for key, value in figs.items():
-                        samples.setdefault(key, {}).setdefault(side, []).append(value)
-                    shown = ", ".join(f"{k}={'–' if v is None else format(v, '.4g')}"
-                                      for k, v in figs.items())
-                    _log(f"{name} run {index + 1}/{args.runs} {side}: {shown} "
-                         f"({time.monotonic() - started:.1f} s)")
+            run_workload(attack, name, WORKLOADS_BY_NAME[name], args.runs, SIDES, samples,
+                         errors, _log)
             seconds[name] = time.monotonic() - started_workload
     except KeyboardInterrupt as exc:
         _log("interrupted; cleaning up")

@@ -16,13 +16,13 @@ import os
 import pstats
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from tcpstack.bench import report as rep
 from tcpstack.bench.argtypes import positive_float, positive_int, workload_list
 from tcpstack.bench.processes import ProgramFailed
+from tcpstack.bench.runs import run_workload
 from tcpstack.bench.topology import BenchNetwork
 from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
 from tcpstack.core.config import ConnectionOptions
@@ -116,22 +116,8 @@ def run(args: argparse.Namespace) -> int:
             network.set_kernel_congestion_control(args.kernel_cc)
         kernel_cc = network.kernel_congestion_control()
         for name in names:
-            workload = WORKLOADS_BY_NAME[name]
-            bench.workload = name
-            for index in range(args.runs):
-                for side in SIDES:
-                    started = time.monotonic()
-                    try:
-                        figures = workload.run(bench, side, index)
-                    except (ProgramFailed, UserError) as exc:
-                        errors.append(f"{name} run {index + 1} {side}: {exc}")
-                        _log(errors[-1])
-                        continue
-                    for key, value in figures.items():
-                        samples.setdefault(key, {}).setdefault(side, []).append(value)
-                    shown = ", ".join(f"{k}={v:.4g}" for k, v in figures.items())
-                    _log(f"{name} run {index + 1}/{args.runs} {side}: {shown} "
-                         f"({time.monotonic() - started:.1f} s)")
+            run_workload(bench, name, WORKLOADS_BY_NAME[name], args.runs, SIDES, samples,
+                         errors, _log)
         if args.profile:
             _profile(bench, args.profile, names, errors)
     except KeyboardInterrupt as exc:
