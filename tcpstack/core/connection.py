@@ -218,6 +218,16 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         """The peer's FIN has arrived and every byte before it was read."""
         return self._fin_rcvd and not self._rcvbuf.nbytes
 
+    @property
+    def at_urgent_mark(self) -> bool:
+        """The next byte ``recv`` returns is the urgent byte, RCV.UP - 1 (RFC 9293
+        §3.8.5; the urgent pointer points past the urgent data): SIOCATMARK."""
+        up = self._rcv_up
+        if up is None:
+            return False
+        read = self.rcv_nxt - self._rcvbuf.nbytes - (1 if self._fin_rcvd else 0)
+        return seq_diff(up - 1, read) == 0
+
     def send_space(self) -> int:
         if self._shut_wr or self.error is not None or self.state is CLOSED:
             return 0

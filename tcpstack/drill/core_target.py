@@ -508,6 +508,16 @@ class CoreTarget:
             return Outcome(0)
         raise _Unsupported(f"fcntl command {cmd} is not supported on the core target")
 
+    def _sys_ioctl(self, args, expected, blocking_call, state, retry):
+        vs = self._sock(args)
+        cmd = args[1] if len(args) > 1 else None
+        if cmd == S["SIOCATMARK"]:
+            # Whether the next byte read is the urgent byte (RCV.UP - 1).
+            conn = vs.conn
+            mark = bool(conn is not None and getattr(conn, "at_urgent_mark", False))
+            return Outcome(0, value=int(mark))
+        raise _Unsupported(f"ioctl command {cmd} is not supported on the core target")
+
     def _sys_getsockname(self, args, expected, blocking_call, state, retry):
         self._sock(args)
         return Outcome(0)
@@ -534,6 +544,8 @@ class CoreTarget:
         opts = vs.options
         if level == S["SOL_SOCKET"] and name in (S["SO_REUSEADDR"], S["SO_REUSEPORT"]):
             return Outcome(0)
+        if level == S["SOL_SOCKET"] and name == S["SO_OOBINLINE"] and self._int_arg(value):
+            return Outcome(0)               # tcpstack always keeps urgent data inline
         if level == S["SOL_SOCKET"] and name == S["SO_LINGER"]:
             if not isinstance(value, dict):
                 raise _Unsupported("SO_LINGER needs {onoff=..., linger=...}")

@@ -505,13 +505,14 @@ class Engine:
             if outcome.errno != want:
                 raise Fail(f"{name}: expected errno {want} ({spec.errno}) but got "
                            f"{outcome.errno} ({errno_name(outcome.errno)})", event.line)
-        if name == "getsockopt" and len(args) >= 4 and outcome.result == 0:
-            want_value = args[3]
+        value_at = {"getsockopt": 3, "ioctl": 2}.get(name)
+        if value_at is not None and len(args) > value_at and outcome.result == 0:
+            want_value = args[value_at]
             if isinstance(want_value, list) and len(want_value) == 1:
                 want_value = want_value[0]
             if want_value is not ... and outcome.value is not None and \
                     want_value != outcome.value:
-                raise Fail(f"getsockopt: bad optval: expected: {want_value} actual: "
+                raise Fail(f"{name}: bad value: expected: {want_value} actual: "
                            f"{outcome.value}", event.line)
         self._track_call(event, name, args, expected, outcome)
 

@@ -497,6 +497,14 @@ class KernelTarget:
             return lambda: Outcome(fcntl.fcntl(sock.fileno(), cmd))
         return lambda: Outcome(fcntl.fcntl(sock.fileno(), cmd, arg))
 
+    def _sys_ioctl(self, args, expected):
+        sock = self._sock(args)
+        cmd = args[1] if len(args) > 1 and isinstance(args[1], int) else -1
+        if cmd != S["SIOCATMARK"]:
+            raise Skip(f"ioctl command {cmd} is not supported on the kernel target")
+        return lambda: Outcome(0, value=struct.unpack(
+            "i", fcntl.ioctl(sock.fileno(), cmd, struct.pack("i", 0)))[0])
+
     def _sys_getsockname(self, args, expected):
         sock = self._sock(args)
         return lambda: (sock.getsockname(), Outcome(0))[1]

@@ -290,7 +290,8 @@ class _Parser:
         if self.at_word("urg"):
             self.next()
             urgent = self.expect_int("urgent pointer")
-            unsupported = unsupported or "the urgent pointer is not supported"
+            if direction != "<":
+                unsupported = unsupported or "an outbound urgent pointer is not judged"
         options: tuple[TcpOption, ...] | None = ()
         if self.at_char("<"):
             options, why = self.tcp_options()
