@@ -15,9 +15,28 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CAPABILITY = "capability missing: "
+
+# Hypothesis profiles. Tests with their own @settings keep them; the rest
+# (tests/unit/test_core_fuzz.py's state machine among them) take the
+# profile's budget. ``ci`` is loaded by default: hypothesis's own defaults
+# (100 examples, 50 steps per stateful example), with the blob that
+# reproduces a failure printed. ``fuzz`` is the nightly job's:
+#     pytest tests/unit/test_core_fuzz.py --hypothesis-profile=fuzz
+# (HYPOTHESIS_MAX_EXAMPLES=N overrides its example count).
+settings.register_profile("ci", print_blob=True)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "5000")),
+    stateful_step_count=200,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=list(HealthCheck),
+)
+settings.load_profile("ci")   # --hypothesis-profile=NAME (pytest_configure) loads another
 
 
 @functools.cache

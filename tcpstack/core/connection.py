@@ -710,6 +710,13 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
                 self._send_rst_for(seg, now)
                 self._drop(seg, "syn-received-bad-ack", now)
                 return
+        elif seq_diff(self.snd_una, self.iss) == 0 and not (
+                seq_diff(ack, self.snd_una) > 0 and seq_diff(ack, self.snd_max) <= 0):
+            # FIN-WAIT-1 entered by CLOSE in SYN-RECEIVED, our SYN still unACKed:
+            # the SYN-RECEIVED rule holds, an ACK that does not cover it is bad.
+            self._send_rst_for(seg, now)
+            self._drop(seg, "syn-received-bad-ack", now)
+            return
         if not self._process_ack(seg, seq, ack, now):
             return
         state = self.state

@@ -43,7 +43,9 @@ def our_offer(options: ConnectionOptions, mtu: int) -> TcpOptions:
     """What our SYN or SYN-ACK offers, from the connection's options and the MTU
     (timestamps as a placeholder pair: ``syn_options`` fills them in)."""
     wscale = receive_wscale(options.recv_buffer) if options.window_scale else None
-    return TcpOptions(mss=options.mss or (mtu - 40), wscale=wscale,
+    # The MSS to advertise: the option's, but never beyond what the MTU carries.
+    mss = min(options.mss, mtu - 40) if options.mss else mtu - 40
+    return TcpOptions(mss=mss, wscale=wscale,
                       sack_permitted=options.sack,
                       timestamps=(0, 0) if options.timestamps else None)
 

@@ -45,6 +45,8 @@ SEND_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, 
                          State.LAST_ACK})
 # States in which keepalive probes are sent (Linux: also FIN-WAIT-2).
 _KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
+# Our FIN is sent and not yet acknowledged.
+_CLOSING_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 # States in which ABORT sends a RST (RFC 9293 §3.10.5).
 _RST_ON_ABORT = frozenset({State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                            State.FIN_WAIT_2, State.CLOSE_WAIT})
@@ -373,6 +375,8 @@ class SendSide:
         """Resend the first unacknowledged segment (fast retransmit, RFC 5681 §3.2)."""
         una = self.snd_una
         off = seq_diff(una, self._buf_seq)
+        if off < 0:
+            return                               # our SYN is the head: the RTO resends it
         avail = self._sndbuf.nbytes - off
         self._rtt_seq = None                     # Karn: no sample from a retransmission
         fin = self._fin_seq
@@ -505,16 +509,23 @@ class SendSide:
     def _on_keepalive_timer(self, now: float) -> None:
         """RFC 1122 4.2.3.6: probe an idle connection, abort after ``count`` misses."""
         ka = self.options.keepalive
-        if ka is None or self.state not in _KEEPALIVE_STATES:
+        if ka is None:
             return
         idle, interval, count = ka
         timers = self._timers
+        if self.state not in _KEEPALIVE_STATES:
+            if self.state in _CLOSING_STATES:
+                # Our FIN is in flight (the retransmission timer watches it); keep
+                # the keepalive for the FIN-WAIT-2 that may follow (Linux alike).
+                timers.arm(KEEPALIVE, now + idle)
+            return
         if seq_diff(self.snd_una, self.snd_max) != 0 or self._sndbuf.nbytes:
             # Data in flight: the retransmission timer watches the peer.
             timers.arm(KEEPALIVE, now + idle)
             return
-        since = now - self._last_rcv
-        if self._ka_probes == 0 and since < idle:
+        # Compare deadlines, not differences: now - last < idle can hold at the
+        # very deadline in floating point, and the timer would re-arm for now.
+        if self._ka_probes == 0 and self._last_rcv + idle > now:
             timers.arm(KEEPALIVE, self._last_rcv + idle)
             return
         if self._ka_probes >= count:
