@@ -2,9 +2,11 @@
 
 The scoreboard remembers which bytes above SND.UNA the peer has reported in
 SACK blocks (RFC 2018 §3), as a sorted list of disjoint, non-touching ranges.
-Ranges are stored as offsets from a base sequence number (the last SND.UNA
-seen), so every comparison is a plain integer comparison and wrap-around at
-2**32 needs no special case; advancing the base shifts the offsets.
+Ranges are stored as integer offsets, so every comparison is a plain integer
+comparison and wrap-around at 2**32 needs no special case: offset ``_off``
+stands for the base sequence number (the last SND.UNA seen), and a sequence
+number ``x`` is at offset ``_off + signed(x - base)``. Advancing the base by
+``d`` adds ``d`` to ``_off`` and drops what falls below it; nothing else moves.
 
 RFC 6675 terms, as the methods take them:
 
@@ -19,12 +21,25 @@ At most ``MAX_RANGES`` (256) disjoint ranges are kept; beyond that the
 highest ones are forgotten. Forgetting SACK information is always safe (the
 sender must be prepared for the receiver reneging anyway, RFC 2018 §8): it
 only means some bytes may be retransmitted needlessly.
+
+What one ACK costs, with n entries in the send log, R <= 256 ranges and b
+SACK blocks: ``update`` O(b log R); ``SentLog.on_ack`` O((b + k) log n) for k
+entries delivered; ``detect_loss`` and ``mark_lost_by_sack`` O(log n) plus,
+amortised, O(log n) per entry they mark; ``pipe``, ``first_lost`` and
+``has_lost`` O(1); a retransmission (``SentLog.on_send``) O(log n) per entry
+it cuts. The sorted indexes are Python lists, so an insertion or deletion in
+the middle also moves the list's tail (one memmove, a few microseconds at
+10,000 entries). tests/unit/test_sack_scaling.py checks both that the work
+per ACK does not grow with the flight and that everything observable is what
+the straightforward implementation this replaced (tests/unit/sack_reference.py)
+does.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from operator import itemgetter
 
 from tcpstack.seq import Seq
 
@@ -33,6 +48,7 @@ MAX_RANGES = 256
 
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
+_MAX_ADDED = 64  # additions remembered between two looks of the send log (then: "look at all")
 
 
 def _signed(d: int) -> int:
@@ -43,13 +59,18 @@ def _signed(d: int) -> int:
 class SackScoreboard:
     """SACKed ranges above SND.UNA, with RFC 6675 IsLost / NextSeg / SetPipe."""
 
-    __slots__ = ("_base", "_ends", "_sacked", "_starts")
+    __slots__ = ("_added", "_base", "_ends", "_off", "_sacked", "_starts")
 
     def __init__(self) -> None:
-        self._base = 0  # absolute sequence number that offset 0 stands for
-        self._starts: list[int] = []  # offsets from _base, sorted
+        self._base = 0  # absolute sequence number of the base (the last SND.UNA)
+        self._off = 0  # the offset that stands for _base
+        self._starts: list[int] = []  # offsets, sorted, none below _off
         self._ends: list[int] = []  # exclusive ends, sorted; ends[i] < starts[i+1]
         self._sacked = 0
+        # What update() newly SACKed since the send log last looked
+        # (_take_added): (left, right) sequence numbers; None when there
+        # were more than _MAX_ADDED of them.
+        self._added: list[tuple[int, int]] | None = []
 
     # -- maintenance ----------------------------------------------------------
     def clear(self) -> None:
@@ -57,6 +78,8 @@ class SackScoreboard:
         self._starts.clear()
         self._ends.clear()
         self._sacked = 0
+        self._off = 0
+        self._added = []
 
     def advance(self, snd_una: int) -> None:
         """Move the base to the new cumulative ACK; drop what lies below it.
@@ -65,27 +88,22 @@ class SackScoreboard:
         """
         if not self._starts:
             self._base = int(snd_una) & _MASK  # nothing to shift: any jump is fine
+            self._off = 0
             return
         delta = (int(snd_una) - self._base) & _MASK
         if delta == 0 or delta >= _HALF:
             return
         self._base = (self._base + delta) & _MASK
+        off = self._off = self._off + delta
         starts, ends = self._starts, self._ends
-        keep = bisect_right(ends, delta)  # ranges ending at or below the new base go
-        new_starts = []
-        new_ends = []
-        sacked = 0
-        for i in range(keep, len(starts)):
-            s = starts[i] - delta
-            if s < 0:
-                s = 0
-            e = ends[i] - delta
-            new_starts.append(s)
-            new_ends.append(e)
-            sacked += e - s
-        self._starts = new_starts
-        self._ends = new_ends
-        self._sacked = sacked
+        keep = bisect_right(ends, off)  # ranges ending at or below the new base go
+        if keep:
+            self._sacked -= sum(ends[:keep]) - sum(starts[:keep])
+            del starts[:keep]
+            del ends[:keep]
+        if starts and starts[0] < off:
+            self._sacked -= off - starts[0]
+            starts[0] = off
 
     def update(self, snd_una: int, snd_nxt: int, blocks: Iterable[tuple[int, int]]) -> int:
         """Record the SACK blocks of one ACK; return the number of newly SACKed bytes.
@@ -102,7 +120,9 @@ class SackScoreboard:
         limit = (int(snd_nxt) - base) & _MASK
         if limit >= _HALF:
             return 0
+        off = self._off
         added = 0
+        new: list[tuple[int, int]] | None = None
         for left, right in blocks:
             start = _signed(int(left) - base)
             end = _signed(int(right) - base)
@@ -110,12 +130,34 @@ class SackScoreboard:
                 continue
             if start < 0:
                 start = 0
-            added += self._insert(start, end)
-        if len(self._starts) > MAX_RANGES:
-            for s, e in zip(self._starts[MAX_RANGES:], self._ends[MAX_RANGES:], strict=True):
-                self._sacked -= e - s
-            del self._starts[MAX_RANGES:]
-            del self._ends[MAX_RANGES:]
+            n = self._insert(start + off, end + off)
+            if n:
+                added += n
+                if new is None:
+                    new = []
+                new.append((start + off, end + off))
+        starts, ends = self._starts, self._ends
+        if len(starts) > MAX_RANGES:
+            self._sacked -= sum(ends[MAX_RANGES:]) - sum(starts[MAX_RANGES:])
+            del starts[MAX_RANGES:]
+            del ends[MAX_RANGES:]
+        if new is not None and self._added is not None:
+            # What the send log must look at again: the new bytes that are
+            # still recorded (not forgotten beyond MAX_RANGES).
+            top = ends[-1]
+            rec = self._added
+            for s, e in new:
+                if s < top:
+                    rec.append(((base + s - off) & _MASK,
+                                (base + (e if e < top else top) - off) & _MASK))
+            if len(rec) > _MAX_ADDED:
+                self._added = None
+        return added
+
+    def _take_added(self) -> list[tuple[int, int]] | None:
+        """The ranges newly SACKed since the last call (None: too many to say)."""
+        added = self._added
+        self._added = []
         return added
 
     def _insert(self, start: int, end: int) -> int:
@@ -148,11 +190,11 @@ class SackScoreboard:
         """The end (exclusive) of the highest SACKed range, or None."""
         if not self._ends:
             return None
-        return Seq(self._base + self._ends[-1])
+        return Seq(self._base + self._ends[-1] - self._off)
 
     def ranges(self) -> list[tuple[Seq, Seq]]:
         """The SACKed ranges as ``(start, end)`` sequence numbers, lowest first."""
-        b = self._base
+        b = self._base - self._off
         return [(Seq(b + s), Seq(b + e)) for s, e in zip(self._starts, self._ends, strict=True)]
 
     def __len__(self) -> int:
@@ -160,7 +202,7 @@ class SackScoreboard:
 
     def is_sacked(self, seq: int, length: int) -> bool:
         """True if every byte of ``[seq, seq + length)`` has been SACKed."""
-        start = _signed(int(seq) - self._base)
+        start = self._off + _signed(int(seq) - self._base)
         i = bisect_right(self._starts, start) - 1
         return i >= 0 and start + max(length, 1) <= self._ends[i]
 
@@ -169,8 +211,9 @@ class SackScoreboard:
 
         True when DupThresh discontiguous SACKed ranges lie above ``seq``, or
         more than (DupThresh - 1) * SMSS bytes above it have been SACKed.
+        Monotonic: if it holds for ``seq``, it holds for every byte below.
         """
-        off = _signed(int(seq) - self._base)
+        off = self._off + _signed(int(seq) - self._base)
         starts, ends = self._starts, self._ends
         # ranges containing bytes > off: those whose end > off + 1
         i = bisect_right(ends, off + 1)
@@ -197,7 +240,7 @@ class SackScoreboard:
         limit = (DUP_THRESH - 1) * mss
         for k in range(n - 1, -1, -1):
             above_bytes += ends[k] - starts[k]
-            lo = ends[k - 1] if k > 0 else 0
+            lo = ends[k - 1] if k > 0 else self._off
             hi = starts[k]
             if hi > lo:
                 # ranges k..n-1 lie above this hole
@@ -214,21 +257,24 @@ class SackScoreboard:
         new data, is the caller's; with ``rule3=True`` an unSACKed,
         not-yet-retransmitted segment below the highest SACKed byte is
         returned even if it is not deemed lost (rule (3): call it so only
-        when there is no new data to send).
+        when there is no new data to send). O(ranges): the connection uses
+        ``SentLog.first_lost`` instead.
         """
         self.advance(snd_una)
         if not self._starts:
             return None
+        off = self._off
         rxt = _signed(int(high_rxt) - self._base)
         if rxt < 0:
             rxt = 0
+        rxt += off
         fallback: tuple[Seq, int] | None = None
         # rule (1.b): holes lie below the highest SACKed byte by construction
         for lo, hi, lost in self._holes(mss):
             start = lo if lo > rxt else rxt  # rule (1.a): not yet retransmitted
             if start >= hi:
                 continue
-            seg = (Seq(self._base + start), min(mss, hi - start))
+            seg = (Seq(self._base + start - off), min(mss, hi - start))
             if lost:  # rule (1.c)
                 return seg
             if rule3 and fallback is None:
@@ -240,7 +286,8 @@ class SackScoreboard:
 
         For each unSACKed byte between HighACK and HighData: +1 if it is not
         deemed lost (it may still be in flight), +1 if it has been
-        retransmitted (below ``high_rxt``).
+        retransmitted (below ``high_rxt``). O(ranges): the connection uses
+        ``SentLog.pipe`` instead.
         """
         self.advance(snd_una)
         top = _signed(int(snd_nxt) - self._base)
@@ -251,9 +298,11 @@ class SackScoreboard:
             rxt = 0
         elif rxt > top:
             rxt = top
+        off = self._off
         # Every unSACKed byte below high_rxt counts once for the retransmission,
         # every unSACKed byte below snd_nxt that is not lost once more.
-        total = (rxt - self._sacked_below(rxt)) + (top - self._sacked_below(top))
+        total = (rxt - self._sacked_below(off + rxt)) + (top - self._sacked_below(off + top))
+        top += off
         for lo, hi, lost in self._holes(mss):
             if lost and lo < top:
                 total -= (hi if hi < top else top) - lo
@@ -276,25 +325,49 @@ class SackScoreboard:
         return f"SackScoreboard(base={self._base}, sacked={self._sacked}, ranges={shown})"
 
 
+# A SentLog entry is a list: [start, end, xmit_ts, retrans, lost, order, tkey, orig].
+# start/end are "unwrapped" sequence numbers (integers that do not wrap at 2**32,
+# see SentLog._rb); order is the transmission counter; orig where that
+# transmission began; tkey = (order << 32) + (where this piece began - orig),
+# its place in transmission order (a piece cut out of an entry keeps order and orig).
+_START = itemgetter(0)
+_TKEY = itemgetter(6)
+
+
+def _insert(ents: list[list], e: list, key: itemgetter) -> None:
+    """Put ``e`` into ``ents``, sorted by ``key``."""
+    ents.insert(bisect_left(ents, key(e), key=key), e)
+
+
+def _discard(ents: list[list], gone: list[list], key: itemgetter) -> list[list]:
+    """``ents`` (sorted by ``key``, keys unique) without ``gone``: one by one (each
+    deletion also moves the list's tail), or for many at once one new list."""
+    if len(gone) <= 16 + (len(ents) >> 6):
+        for e in gone:
+            del ents[bisect_left(ents, key(e), key=key)]
+        return ents
+    dead = {id(e) for e in gone}
+    return [e for e in ents if id(e) not in dead]
+
+
 class SentLog:
     """RACK (RFC 8985 §6): what is in flight, in the order it was (re)transmitted.
 
     One entry per transmitted range ``[start, end)`` of sequence space that is
-    neither cumulatively ACKed nor SACKed: ``[start, end, xmit_ts, retrans,
-    lost, order]`` (absolute sequence numbers, the send time, "has been
-    retransmitted", "deemed lost", a transmission counter). "Sent after"
+    neither cumulatively ACKed nor SACKed, with its send time, "has been
+    retransmitted", "deemed lost" and a transmission counter. "Sent after"
     compares the counter: a retransmission and new data sent at the same
     instant still have an order (RFC 8985 breaks ties by sequence number,
     which is wrong for a retransmission sent before new data). Retransmitting
-    part of an entry cuts it out and appends it anew with the new time, so the list stays ordered by
-    transmission time, each byte in flight in exactly one entry (Linux's
-    time-sorted send queue).
+    part of an entry cuts it out and appends it anew with the new time, so
+    the log is in transmission order, each byte in flight in exactly one entry
+    (Linux's time-sorted send queue).
 
     From it the sender gets, per RFC 8985:
 
-    - ``on_delivered``: RACK.xmit_ts / RACK.end_seq / RACK.rtt of the most
-      recently *sent* segment that has been delivered (§6.2 steps 1-2),
-      RACK.min_RTT, and whether reordering was seen (§6.2 step 3);
+    - ``on_ack`` (``_delivered``): RACK.xmit_ts / RACK.end_seq / RACK.rtt of
+      the most recently *sent* segment that has been delivered (§6.2 steps
+      1-2), RACK.min_RTT, and whether reordering was seen (§6.2 step 3);
     - ``detect_loss``: an unacknowledged segment sent before that one, and
       longer ago than RACK.rtt + reo_wnd, is lost (§6.2 step 5). This finds a
       lost *retransmission* (its new send time is older than a delivered
@@ -303,15 +376,63 @@ class SentLog:
     - ``pipe``: bytes in flight, the unSACKed, not-lost ones (each
       retransmission is its own entry, so RFC 6675 SetPipe's "+1 if
       retransmitted" is already counted once).
+
+    No ACK makes it look at the whole flight (Linux: an rb-tree by sequence
+    and the tsorted list). Three sorted lists hold the entries -- all of them
+    by start (``_se``), the not-lost ones in transmission order (``_nl``, by
+    tkey), the lost ones by start (``_le``) -- and pipe and lost bytes are
+    running totals:
+
+    - a retransmission finds the entries it cuts by bisection (``_cut``);
+    - ``on_ack`` looks at what the cumulative ACK covers and at the entries
+      that may have become SACKed in full since it last looked: those
+      overlapping the bytes the scoreboard newly SACKed (``_take_added``) and
+      those made or changed since (``_dirty``);
+    - ``detect_loss`` marks from the head of ``_nl`` and stops at the first
+      entry not yet due: send times never go down along it, so neither does
+      the time left (if a clock ever goes back, ``_mono`` goes off and it
+      looks at every entry sent before the delivered one);
+    - ``mark_lost_by_sack`` bisects for the last start IsLost holds for (it is
+      monotonic) and never looks below ``_wm`` again (every entry below,
+      never retransmitted, is lost already);
+    - ``first_lost`` is the head of ``_le``.
+
+    While nothing is lost or retransmitted (``_simple``), sequence order is
+    transmission order, and ``_nl`` would be ``_se`` again: it is made only
+    when needed, so bulk transfer keeps one list, as before.
+
+    Sequence numbers in use are taken to lie within 2**31 of each other. New
+    data (``retrans`` False) recorded below the end of an entry makes entries
+    overlap, which the indexes cannot hold: the log then keeps them all in one
+    list in transmission order (``_q``) and does everything by scanning it,
+    until it is empty again. (SendSide._retransmit_head does that: after an
+    RTO against a zero window it resends a whole MSS from SND.UNA even when
+    less was ever sent, without moving SND.MAX; new data follows at SND.MAX.)
     """
 
-    __slots__ = ("_count", "_marked", "_q", "_retrans", "fack", "min_rtt", "order",
-                 "reordering_seen", "rtt", "xmit_ts")
+    __slots__ = ("_calm", "_count", "_dirty", "_full", "_last_ts", "_le", "_lost_bytes",
+                 "_mono", "_nl", "_pipe", "_q", "_rb", "_retrans", "_rs", "_sb", "_se",
+                 "_simple", "_wm", "fack", "min_rtt", "order", "reordering_seen", "rtt",
+                 "xmit_ts")
 
     def __init__(self) -> None:
-        self._q: list[list] = []
+        self._se: list[list] = []    # every entry, by start
+        self._nl: list[list] = []    # the entries not lost, by tkey (unless _simple)
+        self._le: list[list] = []    # the lost entries, by start
+        self._simple = True          # nothing lost or retransmitted; no _nl kept
+        self._calm = 0               # ACKs without loss since _nl was made
+        self._pipe = 0               # bytes of the entries not lost
+        self._lost_bytes = 0         # bytes of the lost entries
         self._retrans = 0            # entries with retrans set (slow path on ACK when > 0)
-        self._marked = False         # an entry may be marked lost (has_lost must look)
+        self._rs = 0                 # unwrapping: sequence number _rs is the integer _rb
+        self._rb = 0                 # (_rs follows SND.UNA)
+        self._wm: int | None = None  # entries never retransmitted below it are all lost
+        self._mono = True            # send times never went down
+        self._last_ts = float("-inf")
+        self._dirty: list[list] = []  # entries made or changed since on_ack last looked
+        self._full = False           # on_ack must look at every entry
+        self._sb: SackScoreboard | None = None   # the scoreboard on_ack last looked at
+        self._q: list[list] | None = None        # overlapping entries, by time (see above)
         self._count = 0              # transmissions so far
         self.xmit_ts: float | None = None   # RACK.xmit_ts
         self.order = -1              # the transmission counter of that segment
@@ -321,79 +442,275 @@ class SentLog:
         self.reordering_seen = False
 
     def __len__(self) -> int:
-        return len(self._q)
+        return len(self._se) if self._q is None else len(self._q)
 
     def entries(self) -> list[tuple[Seq, Seq, float, bool, bool]]:
         """``(start, end, xmit_ts, retransmitted, lost)`` in transmission order."""
-        return [(Seq(s), Seq(e), t, r, lost) for s, e, t, r, lost, _ in self._q]
+        q = sorted(self._se, key=_TKEY) if self._q is None else self._q
+        return [(Seq(e[0] & _MASK), Seq(e[1] & _MASK), e[2], e[3], e[4]) for e in q]
 
     def clear(self) -> None:
         """Forget what is in flight (after an RTO the sender goes back N)."""
-        self._q.clear()
-        self._retrans = 0
-        self._marked = False
+        self._se = []
+        self._nl = []
+        self._le = []
+        self._dirty = []
+        self._simple = True
+        self._pipe = self._lost_bytes = self._retrans = 0
+        self._wm = self._q = None
+        self._full = False
 
+    def _index(self) -> None:
+        """Make ``_nl``: loss or retransmission is about to happen."""
+        if self._simple:
+            self._nl = list(self._se)    # sequence order is transmission order
+            self._simple = False
+        self._calm = 0
+
+    # -- sending ----------------------------------------------------------------
     def on_send(self, start: int, end: int, now: float, retrans: bool) -> None:
         """Record one transmission of ``[start, end)``."""
-        start &= _MASK
-        end &= _MASK
-        if retrans and self._q:
-            self._cut(start, end)
-        self._count += 1
-        self._q.append([start, end, now, retrans, False, self._count])
+        start &= 0xFFFFFFFF        # (_MASK and _HALF as constants on this path:
+        end &= 0xFFFFFFFF          # once per segment sent)
+        se = self._se
+        if not se and not self._q:
+            # Nothing in flight: start afresh (unwrapping, watermark, time order).
+            self.clear()
+            se = self._se
+            self._rs = self._rb = start
+            self._mono = True
+            self._last_ts = now
+        u = self._rb + ((start - self._rs + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        ue = u + ((end - start) & 0xFFFFFFFF)
+        if self._q is not None or (not retrans and se and u < se[-1][1]):
+            if self._q is None:           # new data overlaps an entry
+                self._q = sorted(se, key=_TKEY)
+                self._se, self._nl, self._le = [], [], []
+            self._scan_send(u, ue, now, retrans)
+            return
         if retrans:
+            self._index()
+            if se:
+                self._cut(u, ue)
+        if now < self._last_ts:
+            self._mono = False
+        self._last_ts = now
+        order = self._count = self._count + 1
+        e = [u, ue, now, retrans, False, order, order << 32, u]
+        self._pipe += ue - u
+        if not retrans:
+            se.append(e)                  # above every entry
+            if not self._simple:
+                self._nl.append(e)        # the newest transmission: last in time
+            sb = self._sb
+            if sb is None or not sb._ends or \
+                    sb._ends[-1] - sb._off <= ((start - sb._base + _HALF) & _MASK) - _HALF:
+                return
+            # (New data is SACKed only once the scoreboard gains its bytes, which
+            # on_ack hears of -- unless it has them already.)
+        else:
+            if not se or u > se[-1][0]:
+                se.append(e)
+            else:
+                _insert(se, e, _START)
+            self._nl.append(e)
             self._retrans += 1
+        dirty = self._dirty
+        dirty.append(e)
+        if len(dirty) > 2 * len(se) + 64:  # on_ack has not looked for long (sb None)
+            dirty.clear()
+            self._full = True
 
-    def _cut(self, start: int, end: int) -> None:
-        """Remove ``[start, end)`` from the entries (keeping what lies either side)."""
-        out: list[list] = []
-        retrans = 0
-        for e in self._q:
-            s0, e0 = e[0], e[1]
-            if _signed(e0 - start) <= 0 or _signed(s0 - end) >= 0:
-                out.append(e)
-                retrans += e[3]
-                continue
-            if _signed(start - s0) > 0:
-                out.append([s0, start, e[2], e[3], e[4], e[5]])
-                retrans += e[3]
-            if _signed(e0 - end) > 0:
-                out.append([end, e0, e[2], e[3], e[4], e[5]])
-                retrans += e[3]
-        self._q = out
-        self._retrans = retrans
+    def _cut(self, u: int, ue: int) -> None:
+        """Remove ``[u, ue)`` from the entries (keeping what lies either side)."""
+        se, dirty = self._se, self._dirty
+        i = bisect_right(se, u, key=_START) - 1
+        if i < 0 or se[i][1] <= u:
+            i += 1
+        j = i
+        while j < len(se) and se[j][0] < ue:
+            j += 1
+        keep: list[list] = []
+        gone: list[list] = []
+        for k in range(i, j):
+            e = se[k]
+            s0, e0, lost = e[0], e[1], e[4]
+            cut = (e0 if e0 < ue else ue) - (s0 if s0 > u else u)
+            if lost:
+                self._lost_bytes -= cut
+            else:
+                self._pipe -= cut
+            if s0 < u:                                   # a piece stays on the left
+                e[1] = u
+                keep.append(e)
+                dirty.append(e)
+                if e0 > ue:                              # and one on the right
+                    piece = [ue, e0, e[2], e[3], lost, e[5], (e[5] << 32) + (ue - e[7]), e[7]]
+                    keep.append(piece)
+                    dirty.append(piece)
+                    if lost:
+                        _insert(self._le, piece, _START)
+                    else:
+                        _insert(self._nl, piece, _TKEY)
+                    self._retrans += bool(e[3])
+            elif e0 > ue:                                # only on the right
+                if lost:
+                    self._le = _discard(self._le, [e], _START)
+                e[0] = ue                  # its tkey stays: still before the later pieces
+                if lost:
+                    _insert(self._le, e, _START)
+                keep.append(e)
+                dirty.append(e)
+            else:
+                gone.append(e)
+                self._retrans -= bool(e[3])
+        se[i:j] = keep
+        self._forget(gone)
 
+    def _forget(self, gone: list[list]) -> None:
+        """Take entries out of ``_nl`` / ``_le`` (not out of ``_se``)."""
+        lost = [e for e in gone if e[4]]
+        if len(lost) < len(gone):
+            self._nl = _discard(self._nl, [e for e in gone if not e[4]], _TKEY)
+        if lost:
+            self._le = _discard(self._le, lost, _START)
+
+    def _mark_lost(self, marked: list[list]) -> None:
+        """Deem these entries lost (already out of ``_nl``)."""
+        n = 0
+        for e in marked:
+            e[4] = True
+            n += e[1] - e[0]
+        self._pipe -= n
+        self._lost_bytes += n
+        if len(marked) <= 16 + (len(self._le) >> 6):
+            for e in marked:
+                _insert(self._le, e, _START)
+        else:
+            self._le = sorted(self._le + marked, key=_START)
+
+    # -- ACKs -------------------------------------------------------------------
     def on_ack(self, snd_una: int, sb: SackScoreboard | None, now: float) -> None:
         """Drop what ``snd_una`` and the scoreboard now cover; update the RACK state."""
-        q = self._q
+        if sb is not None and sb is not self._sb:
+            self._full = self._full or self._sb is not None   # a new scoreboard
+            self._sb = sb
+        se = self._se
+        if not se:
+            if sb is not None:
+                sb._take_added()
+            if not self._q:
+                return
         una = int(snd_una) & _MASK
-        if not self._retrans and (sb is None or not sb._starts):
-            # Fast path (no loss episode): entries are in sequence order.
-            n = 0
-            for e in q:
-                if _signed(e[1] - una) > 0:
-                    break
-                n += 1
-            if n:
-                self._delivered(q[n - 1], now, None)   # the newest of them decides
-                del q[:n]
-            if q and _signed(q[0][0] - una) < 0:
-                q[0][0] = una
+        u = self._rb = self._rb + ((una - self._rs + _HALF) & _MASK) - _HALF
+        self._rs = una
+        if self._q is not None:
+            self._scan_ack(u, sb, now)
             return
+        n = 0                    # entries the cumulative ACK covers: a prefix by sequence
+        total = len(se)
+        while n < total and se[n][1] <= u:
+            n += 1
+        if not self._retrans and (sb is None or not sb._starts):
+            # Fast path (no loss episode): nothing was retransmitted, so the
+            # order of sequence is the order of transmission.
+            if n:
+                self._delivered(se[n - 1], now, None)   # the newest of them decides
+                if self._simple:                # nothing lost
+                    for k in range(n):
+                        self._pipe -= se[k][1] - se[k][0]
+                    del se[:n]
+                else:
+                    nl = 0
+                    for k in range(n):
+                        e = se[k]
+                        if e[4]:
+                            self._lost_bytes -= e[1] - e[0]
+                        else:
+                            nl += 1
+                            self._pipe -= e[1] - e[0]
+                    del se[:n]
+                    del self._nl[:nl]       # the not-lost ones first in time,
+                    del self._le[:n - nl]   # the lost ones first by sequence
+            if se and se[0][0] < u:
+                self._clip(u)
+            if not self._simple and not self._le:
+                self._calm += 1
+                if self._calm > 4 + (len(se) >> 2):
+                    self._simple = True     # no loss for a while: drop _nl
+                    self._nl = []
+            if sb is not None:
+                # Nothing is SACKed: nothing can be until the scoreboard says so.
+                if sb._added is None or sb._added:
+                    sb._added = []
+                if self._dirty:
+                    self._dirty.clear()
+                self._full = False
+            return
+        self._index()
         fack_before = self.fack
-        out: list[list] = []
-        retrans = 0
-        for e in q:
-            s0, e0 = e[0], e[1]
-            if _signed(e0 - una) <= 0 or (sb is not None and sb.is_sacked(s0, _signed(e0 - s0))):
+        sacked: list[list] = []
+        if sb is not None:
+            sacked = [e for e in self._candidates(u, n, sb)
+                      if sb.is_sacked(e[0] & _MASK, e[1] - e[0])]
+            self._dirty.clear()
+            self._full = False
+        if n or sacked:
+            gone = se[:n] + sacked
+            gone.sort(key=_TKEY)               # in transmission order, as RACK sees them
+            for e in gone:
                 self._delivered(e, now, fack_before)
-                continue
-            if _signed(s0 - una) < 0:
-                e[0] = una
-            out.append(e)
-            retrans += e[3]
-        self._q = out
-        self._retrans = retrans
+            self._pipe -= sum(e[1] - e[0] for e in gone if not e[4])
+            self._lost_bytes -= sum(e[1] - e[0] for e in gone if e[4])
+            self._retrans -= sum(1 for e in gone if e[3])
+            del se[:n]
+            self._se = _discard(se, sacked, _START)
+            self._forget(gone)
+        if self._se and self._se[0][0] < u:
+            self._clip(u)
+
+    def _candidates(self, u: int, n: int, sb: SackScoreboard) -> list[list]:
+        """Entries (past the first ``n``) that may have become SACKed in full since
+        on_ack last looked, each once."""
+        se = self._se
+        added = sb._take_added()
+        if self._full or added is None:
+            return se[n:]
+        cands = [e for e in self._dirty if e[1] > u]
+        if n < len(se) and se[n][0] < u:
+            cands.append(se[n])                 # the entry SND.UNA falls in
+        for left, right in added:
+            a = self._rb + ((left - self._rs + _HALF) & _MASK) - _HALF
+            b = a + ((right - left + _HALF) & _MASK) - _HALF
+            i = bisect_right(se, a, key=_START) - 1   # the entry a falls in, if any
+            if i < n:
+                i = n
+            elif se[i][1] <= a:
+                i += 1
+            while i < len(se) and se[i][0] < b:
+                cands.append(se[i])
+                i += 1
+        out = []
+        seen: set[int] = set()
+        for e in cands:
+            # Once each, and only if still in the log (_dirty keeps what went).
+            if id(e) not in seen:
+                seen.add(id(e))
+                i = bisect_left(se, e[0], key=_START)
+                if i >= n and i < len(se) and se[i] is e:
+                    out.append(e)
+        return out
+
+    def _clip(self, u: int) -> None:
+        """The first entry (by sequence) begins below ``u`` = SND.UNA: cut it there.
+        (If lost, it is the first lost one too: ``_le`` stays sorted.)"""
+        e = self._se[0]
+        if e[4]:
+            self._lost_bytes -= u - e[0]
+        else:
+            self._pipe -= u - e[0]
+        e[0] = u
+        self._dirty.append(e)         # looked at with its old start: look again
 
     def _delivered(self, e: list, now: float, fack_before: int | None) -> None:
         """RFC 8985 §6.2 steps 2-3 for one newly delivered entry."""
@@ -407,7 +724,7 @@ class SentLog:
         elif self.min_rtt is None or rtt < self.min_rtt:
             self.min_rtt = rtt
         self.rtt = rtt
-        end = e[1]
+        end = e[1] & _MASK
         if e[5] > self.order:
             self.xmit_ts = ts
             self.order = e[5]
@@ -418,6 +735,7 @@ class SentLog:
         if self.fack is None or _signed(end - self.fack) > 0:
             self.fack = end
 
+    # -- loss -------------------------------------------------------------------
     def detect_loss(self, now: float, reo_wnd: float) -> float:
         """RFC 8985 §6.2 step 5: mark lost entries; the reorder timeout (0: none needed).
 
@@ -427,41 +745,81 @@ class SentLog:
         """
         if self.xmit_ts is None:
             return 0.0
-        order = self.order
         wait = self.rtt + reo_wnd
         timeout = 0.0
-        for e in self._q:
-            if e[4] or e[5] > order:
-                continue                     # lost already, or sent after it
+        if self._q is None:
+            self._index()
+            nl = self._nl
+            hi = bisect_left(nl, (self.order + 1) << 32, key=_TKEY)   # those sent up to it
+            if self._mono:
+                # Send times never go down along _nl, so neither does the time left:
+                # the due ones come first, the last one sent has the most left.
+                k = 0
+                while k < hi and nl[k][2] + wait - now <= 1e-9:
+                    k += 1
+                if k < hi:
+                    timeout = nl[hi - 1][2] + wait - now
+                if k:
+                    due = nl[:k]
+                    del nl[:k]
+                    self._mark_lost(due)
+                return timeout
+        # Every entry not lost sent before (or as) the delivered one, one by one.
+        due = []
+        for e in self._nl[:hi] if self._q is None else self._q:
+            if e[4] or e[5] > self.order:
+                continue
             remaining = e[2] + wait - now
             if remaining <= 1e-9:
-                e[4] = self._marked = True
+                due.append(e)
             elif remaining > timeout:
                 timeout = remaining
+        if self._q is not None:
+            for e in due:
+                e[4] = True
+        elif due:
+            self._nl = _discard(self._nl, due, _TKEY)
+            self._mark_lost(due)
         return timeout
 
     def mark_lost_by_sack(self, sb: SackScoreboard, mss: int) -> None:
         """RFC 6675 §4 IsLost for entries never retransmitted (DupThresh SACKed above)."""
-        for e in self._q:
-            if not e[4] and not e[3] and sb.is_lost(e[0], mss):
-                e[4] = self._marked = True
+        if self._q is not None:
+            for e in self._q:
+                if not e[4] and not e[3] and sb.is_lost(e[0] & _MASK, mss):
+                    e[4] = True
+            return
+        se = self._se
+        lo = 0 if self._wm is None else bisect_left(se, self._wm, key=_START)
+        if lo >= len(se) or not sb.is_lost(se[lo][0] & _MASK, mss):
+            return
+        a, b = lo + 1, len(se)       # IsLost holds below some start and not above
+        while a < b:
+            mid = (a + b) >> 1
+            if sb.is_lost(se[mid][0] & _MASK, mss):
+                a = mid + 1
+            else:
+                b = mid
+        self._wm = se[a - 1][0] + 1
+        due = [e for e in se[lo:a] if not e[4] and not e[3]]
+        if due:
+            self._index()
+            self._nl = _discard(self._nl, due, _TKEY)
+            self._mark_lost(due)
 
     def mark_head_lost(self) -> None:
         """RFC 5681 §3.2: the first unacknowledged segment is deemed lost."""
-        head = None
-        for e in self._q:
-            if head is None or _signed(e[0] - head[0]) < 0:
-                head = e
-        if head is not None:
-            head[4] = self._marked = True
+        if self._q is not None:
+            if self._q:
+                min(self._q, key=_START)[4] = True   # the first one, on a tie
+        elif self._se and not self._se[0][4]:
+            self._index()
+            self._nl = _discard(self._nl, [self._se[0]], _TKEY)
+            self._mark_lost([self._se[0]])
 
     @property
     def has_lost(self) -> bool:
-        # Asked on every ACK: without a mark since the last look that found
-        # none, skip the scan of everything in flight.
-        if self._marked:
-            self._marked = any(e[4] for e in self._q)
-        return self._marked
+        return bool(self._le) if self._q is None else any(e[4] for e in self._q)
 
     @property
     def has_retransmitted(self) -> bool:
@@ -469,17 +827,64 @@ class SentLog:
 
     def first_lost(self) -> tuple[Seq, int] | None:
         """The lowest range deemed lost as ``(start, length)``, or None."""
-        best = None
-        for e in self._q:
-            if e[4] and (best is None or _signed(e[0] - best[0]) < 0):
-                best = e
-        if best is None:
-            return None
-        return Seq(best[0]), _signed(best[1] - best[0])
+        if self._q is not None:
+            lost = [e for e in self._q if e[4]]
+            e = min(lost, key=_START) if lost else None   # the first one, on a tie
+        else:
+            e = self._le[0] if self._le else None
+        return None if e is None else (Seq(e[0] & _MASK), e[1] - e[0])
 
     def lost_bytes(self) -> int:
-        return sum(_signed(e[1] - e[0]) for e in self._q if e[4])
+        if self._q is not None:
+            return sum(e[1] - e[0] for e in self._q if e[4])
+        return self._lost_bytes
 
     def pipe(self) -> int:
         """Bytes estimated in flight: every recorded byte not deemed lost."""
-        return sum(_signed(e[1] - e[0]) for e in self._q if not e[4])
+        if self._q is not None:
+            return sum(e[1] - e[0] for e in self._q if not e[4])
+        return self._pipe
+
+    # -- overlapping entries (_q): every operation a scan, as RFC 8985 has it ----
+    def _scan_send(self, u: int, ue: int, now: float, retrans: bool) -> None:
+        q = self._q
+        if retrans and q:
+            out: list[list] = []
+            for e in q:
+                s0, e0 = e[0], e[1]
+                if e0 <= u or s0 >= ue:
+                    out.append(e)
+                    continue
+                if u > s0:
+                    out.append([s0, u, *e[2:]])
+                if e0 > ue:
+                    out.append([ue, e0, *e[2:6], (e[5] << 32) + (ue - e[7]), e[7]])
+            self._q = q = out
+            self._retrans = sum(1 for e in q if e[3])
+        self._count += 1
+        q.append([u, ue, now, retrans, False, self._count, self._count << 32, u])
+        self._retrans += bool(retrans)
+
+    def _scan_ack(self, u: int, sb: SackScoreboard | None, now: float) -> None:
+        q = self._q
+        if not self._retrans and (sb is None or not sb._starts):
+            n = 0
+            while n < len(q) and q[n][1] <= u:
+                n += 1
+            if n:
+                self._delivered(q[n - 1], now, None)
+                del q[:n]
+            if q and q[0][0] < u:
+                q[0][0] = u
+            return
+        fack_before = self.fack
+        out: list[list] = []
+        for e in q:
+            if e[1] <= u or (sb is not None and sb.is_sacked(e[0] & _MASK, e[1] - e[0])):
+                self._delivered(e, now, fack_before)
+                continue
+            if e[0] < u:
+                e[0] = u
+            out.append(e)
+        self._q = out
+        self._retrans = sum(1 for e in out if e[3])
