@@ -38,7 +38,7 @@ class ReceiveSide:
         """
         rcv_nxt = self.rcv_nxt
         free = 0 if self._closed else self._rcv_cap - self._rcvbuf.nbytes
-        if free > 0 and self._ctx.rcv_mem > self._cfg.rcv_mem_limit:
+        if free > 0 and self._ctx.memory_pressure():
             free = 0             # memory pressure: the window opens no further (edge kept)
         if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
             return self._wf_field                # nothing it depends on has changed

@@ -40,6 +40,7 @@ __all__ = ["Connection", "ConnectionOptions", "Listener", "StackConfig", "StackC
 
 _MASK = 0xFFFFFFFF
 _PORT_OFFSETS_KEPT = 1024
+_DEFAULT_OPTIONS = ConnectionOptions()
 
 
 class Listener:
@@ -61,6 +62,11 @@ class Listener:
 
     def __repr__(self) -> str:
         return f"<Listener {self._stack.local_addr}:{self.port} pending={len(self._accept_queue)}>"
+
+    @property
+    def connection_options(self) -> ConnectionOptions:
+        """The options its connections get (the defaults when none were given)."""
+        return self.options or _DEFAULT_OPTIONS
 
     @property
     def state(self) -> State:
@@ -341,7 +347,7 @@ class StackCore:
         """A SYN-ACK whose ISS is a cookie (core/syncookies.py); no state is kept."""
         ctx = self._ctx
         offered = seg.options
-        ours = our_offer(listener.options or ConnectionOptions(), self.config.mtu)
+        ours = our_offer(listener.connection_options, self.config.mtu)
         tuple4 = (self.local_addr, seg.dst_port, src_addr, seg.src_port)
         iss = make_cookie(self.config.isn_secret, tuple4, seg.seq,
                           offered.mss or 536, now)
@@ -351,7 +357,7 @@ class StackCore:
             tsval = encode_ts_options(tsval_at(now, offset), offered.wscale,
                                       offered.sack_permitted and ours.sack_permitted)
         options = syn_options(ours, tsval, offered)
-        window = min((listener.options or ConnectionOptions()).recv_buffer, 0xFFFF)
+        window = min(listener.connection_options.recv_buffer, 0xFFFF)
         synack = TcpSegment(seg.dst_port, seg.src_port, iss, (seg.seq + 1) & _MASK, SYN | ACK,
                             window, 0, options)
         listener._last_cookie = now
@@ -382,7 +388,7 @@ class StackCore:
         listener.syncookies_validated += 1
         ctx.count("syncookies_validated")
         ts = seg.options.timestamps
-        ours = our_offer(listener.options or ConnectionOptions(), self.config.mtu)
+        ours = our_offer(listener.connection_options, self.config.mtu)
         if ts is not None and ours.timestamps is not None:
             wscale, sack = decode_ts_options(ts[1])
             peer_syn = TcpOptions(mss=mss, wscale=wscale, sack_permitted=sack,
