@@ -105,10 +105,14 @@ class ReceiveSide:
                         data = memoryview(payload)[start:end]
                         if self._ctx.memory_pressure():
                             self._drop(seg, "ooo-memory-pressure", now)   # first to go
-                        elif self._ooo.insert(self._rcv_off + d, data):
-                            self._ctx.count("ooo_segments")
-                        else:
+                            return
+                        if not self._ooo.insert(self._rcv_off + d, data):
+                            # Dropped for want of room: no ACK, no FIN (Linux,
+                            # tcp_data_queue_ofo). It was not received, and an
+                            # ACK for each would answer a flood of them in kind.
                             self._drop(seg, "ooo-queue-full", now)
+                            return
+                        self._ctx.count("ooo_segments")
                         self._ack_now = True        # RFC 5681 §4.2: immediate dup ACK
                 if d > 0 or end < n:
                     self._ack_now = True            # out of order or beyond the window

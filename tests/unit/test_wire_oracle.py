@@ -107,8 +107,13 @@ def test_build_then_parse_round_trips(seg: TcpSegment, src: str, dst: str, ident
 # ----- scapy builds, we parse --------------------------------------------------
 
 KNOWN = (2, 3, 4, 5, 8)
+# Kind 29 (TCP-AO, RFC 5925) is left out: scapy dissects it by its structure
+# and, on a short one, gives up on the whole TCP header (the oracle fails,
+# not the codec, which skips an unknown kind by its length like any other).
+SCAPY_CANNOT_DISSECT = (29,)
 unknown_option = st.tuples(
-    st.integers(6, 253).filter(lambda kind: kind not in KNOWN), st.binary(max_size=6))
+    st.integers(6, 253).filter(lambda kind: kind not in KNOWN + SCAPY_CANNOT_DISSECT),
+    st.binary(max_size=6))
 scapy_option = st.one_of(
     st.tuples(st.just("MSS"), u16),
     st.tuples(st.just("WScale"), u8),
