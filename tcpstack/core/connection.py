@@ -111,7 +111,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._ctx = ctx
         self._cfg = cfg
         self.options = opts
-        self.local: tuple[str, int] = (ctx.local_addr, local_port)
+        # The stack's address of the peer's family (StackCore checked it has one).
+        self.local: tuple[str, int] = (ctx.local_for(remote_addr) or ctx.local_addr, local_port)
         self.remote: tuple[str, int] = (remote_addr, remote_port)
         self.passive = passive             # opened by a listener (RFC 9293 §3.10.7.2)
         self.syncookie = False             # built from a SYN cookie's ACK (RFC 4987 §3.6)
@@ -153,7 +154,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018): what we offer, then what
         # the handshake agreed (options.negotiate).
-        self._our_options = ours = our_offer(opts, cfg.mtu)
+        self._our_options = ours = our_offer(opts, cfg.mtu, ":" in remote_addr)
         self._adv_mss: int = ours.mss            # type: ignore[assignment]
         self.mss = DEFAULT_MSS           # effective send MSS (payload bytes per segment)
         self._rcv_mss = DEFAULT_MSS      # estimate of the peer's segment size
@@ -484,7 +485,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
 
     def _apply_syn_options(self, peer: TcpOptions, now: float) -> None:
         """Adopt what our offer and the peer's SYN agree on (``options.negotiate``)."""
-        agreed = negotiate(self._our_options, peer)
+        agreed = negotiate(self._our_options, peer, ":" in self.remote[0])
         self._ws_ok = agreed.window_scale
         self._snd_wscale = agreed.snd_wscale
         self._rcv_wscale = agreed.rcv_wscale
