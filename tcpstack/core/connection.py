@@ -60,6 +60,7 @@ from tcpstack.core.timers import (
     TimerTable,
 )
 from tcpstack.seq import Seq, seq_diff
+from tcpstack.wire.addr import endpoint_text
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions"]
@@ -211,7 +212,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
-        return (f"<Connection {self.local[0]}:{self.local[1]} <> {self.remote[0]}:{self.remote[1]}"
+        return (f"<Connection {endpoint_text(*self.local)} <> {endpoint_text(*self.remote)}"
                 f" {self.state}>")
 
     @property

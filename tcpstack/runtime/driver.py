@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
-from tcpstack.wire.errors import WireError
+from tcpstack.runtime.icmp6 import Icmp6Responder
+from tcpstack.wire.errors import NotTcp, WireError
+from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 
 if TYPE_CHECKING:
@@ -38,7 +40,11 @@ if TYPE_CHECKING:
     from tcpstack.link.base import Link
 
 IPV4_VERSION = 4
+IPV6_VERSION = 6
 PROTO_TCP = 6
+# Flow labels kept per 4-tuple (RFC 6437: one label for the life of a flow);
+# a flood of new tuples only makes the cache start over.
+_LABELS_KEPT = 4096
 # The core never makes a segment's payload smaller than this its MSS, so a
 # payload up to here is never a super-segment (no need to look up the MSS).
 MIN_MSS = 64
@@ -59,16 +65,21 @@ class StackDriver:
     runtime's own ``DROP`` events (malformed packets) like the core's.
     """
 
-    def __init__(self, core: StackCore, link: Link, local_addr: str, *,
+    def __init__(self, core: StackCore, link: Link, local_addr: str | tuple[str, ...], *,
                  pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, coalesce: bool = False) -> None:
         self.core = core
         self.link = link
-        self.local_addr = local_addr
+        addrs = (local_addr,) if isinstance(local_addr, str) else tuple(local_addr)
+        self.local_addr = addrs[0]
+        self.local_addrs = frozenset(addrs)
         self.pcap = pcap
         self.tracer = tracer
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        self._icmp6 = Icmp6Responder(self.local_addrs, self.counters)
+        self._label_key = core.config.isn_secret
+        self._labels: dict[tuple[str, int, str, int], int] = {}
         self._watchers: dict[Any, Callable[[], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -249,23 +260,52 @@ class StackDriver:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
             self.pcap.write(bytes(packet), time.time())
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
-            return
-        if len(packet) >= 20 and packet[9] != PROTO_TCP:
-            self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
+        version = packet[0] >> 4 if packet else 0
+        if version == IPV4_VERSION:
+            if len(packet) >= 20 and packet[9] != PROTO_TCP:
+                self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
+                return
+        elif version == IPV6_VERSION:
+            if len(packet) >= 40 and packet[6] == PROTO_ICMPV6:
+                self._on_icmp6(packet, now)
+                return
+        else:
+            self.counters["ignored_not_ip"] += 1
             return
         try:
             ip, seg = parse_packet(packet, verify)
+        except NotTcp:
+            self.counters["ignored_not_tcp"] += 1        # UDP..., behind IPv6 extensions too
+            return
         except WireError as exc:
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
                 self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
             return
-        if ip.dst != self.local_addr:
+        if ip.dst not in self.local_addrs:
             self.counters["drop_not_for_us"] += 1
             return
         self._receive(ip.src, ip.dst, seg, now)
+
+    def _on_icmp6(self, packet: bytes | memoryview, now: float) -> None:
+        """ICMPv6: echo requests answered at once (rate-limited), the rest counted."""
+        reply = self._icmp6.handle(packet, now)
+        if reply is None:
+            return
+        if self.pcap is not None:
+            self.pcap.write(reply, time.time())
+        self.link.send(reply)       # complete, checksummed: a plain packet on any link
+        self.counters["link_tx_packets"] += 1
+
+    def _flow_label(self, src: str, dst: str, seg: Any) -> int:
+        """RFC 6437 §3: the connection's flow label, a keyed hash of its 4-tuple."""
+        key = (src, seg.src_port, dst, seg.dst_port)
+        label = self._labels.get(key)
+        if label is None:
+            if len(self._labels) >= _LABELS_KEPT:
+                self._labels.clear()
+            label = self._labels[key] = flow_label(self._label_key, *key)
+        return label
 
     def _flush(self) -> None:
         output = self.core.take_output()
@@ -283,7 +323,9 @@ class StackDriver:
             mss = self._cut_size(src, dst, seg)
             if mss:
                 # A super-segment, on a link without TSO: cut here (GSO).
-                packets = segment_packets(src, dst, seg, mss, self._ident)
+                packets = segment_packets(src, dst, seg, mss, self._ident,
+                                          flow_label=self._flow_label(src, dst, seg)
+                                          if ":" in src else 0)
                 self._ident = (self._ident + len(packets) - 1) & 0xFFFF
                 for packet in packets:
                     if pcap is not None:
@@ -292,7 +334,10 @@ class StackDriver:
                 sent += len(packets)
                 self.counters["gso_segmented"] += 1
                 continue
-            packet = build_packet(src, dst, seg, ident=self._ident)
+            if ":" in src:
+                packet = build_packet(src, dst, seg, flow_label=self._flow_label(src, dst, seg))
+            else:
+                packet = build_packet(src, dst, seg, ident=self._ident)
             if pcap is not None:
                 pcap.write(packet, stamp)
             send(packet)
@@ -309,9 +354,10 @@ class StackDriver:
         ident = self._ident
         for src, dst, seg in output:
             ident = (ident + 1) & 0xFFFF
-            head = packet_headers(src, dst, seg, ident, offload=True)
+            label = self._flow_label(src, dst, seg) if ":" in src else 0
+            head = packet_headers(src, dst, seg, ident, offload=True, flow_label=label)
             if pcap is not None:
-                pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
+                pcap.write(build_packet(src, dst, seg, ident=ident, flow_label=label), stamp)
             mss = self._cut_size(src, dst, seg)
             if mss:
                 send((head, seg.payload), mss, len(head))

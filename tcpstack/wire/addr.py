@@ -104,3 +104,8 @@ def canonical_addr(addr: str) -> str:
 def any_addr_wire(addr: str) -> tuple[bytes, int]:
     """``addr6_wire`` or ``addr_wire``, by the address's family."""
     return addr6_wire(addr) if ":" in addr else addr_wire(addr)
+
+
+def endpoint_text(addr: str, port: int) -> str:
+    """``10.7.0.2:7001`` or ``[fd00:7::2]:7001`` (RFC 5952 §6: brackets for IPv6)."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
