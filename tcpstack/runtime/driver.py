@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.runtime.icmp6 import Icmp6Responder
+from tcpstack.runtime.iphost import IpHost
 from tcpstack.wire.errors import NotTcp, WireError
 from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
@@ -77,7 +78,6 @@ class StackDriver:
         self.tracer = tracer
         self.clock = clock
         self.counters: Counter[str] = Counter()
-        self._icmp6 = Icmp6Responder(self.local_addrs, self.counters)
         self._label_key = core.config.isn_secret
         self._labels: dict[tuple[str, int, str, int], int] = {}
         self._watchers: dict[Any, Callable[[], None]] = {}
@@ -103,6 +103,11 @@ class StackDriver:
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
         self._receive = self._gro.add if self._gro is not None else core.receive
+        # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py),
+        # ICMPv6 (runtime/icmp6.py) under the same rate limit, as Linux's global one.
+        addr4 = next((a for a in addrs if ":" not in a), addrs[0])
+        self.iphost = IpHost(core, addr4, self._send_packet, self.counters)
+        self._icmp6 = Icmp6Responder(core, self.local_addrs, self.counters, self.iphost.bucket)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -263,7 +268,7 @@ class StackDriver:
         version = packet[0] >> 4 if packet else 0
         if version == IPV4_VERSION:
             if len(packet) >= 20 and packet[9] != PROTO_TCP:
-                self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
+                self.iphost.input(packet, now)           # ICMP, UDP...
                 return
         elif version == IPV6_VERSION:
             if len(packet) >= 40 and packet[6] == PROTO_ICMPV6:
@@ -288,14 +293,10 @@ class StackDriver:
         self._receive(ip.src, ip.dst, seg, now)
 
     def _on_icmp6(self, packet: bytes | memoryview, now: float) -> None:
-        """ICMPv6: echo requests answered at once (rate-limited), the rest counted."""
+        """ICMPv6: echo requests answered at once (rate-limited), errors to the core."""
         reply = self._icmp6.handle(packet, now)
-        if reply is None:
-            return
-        if self.pcap is not None:
-            self.pcap.write(reply, time.time())
-        self.link.send(reply)       # complete, checksummed: a plain packet on any link
-        self.counters["link_tx_packets"] += 1
+        if reply is not None:
+            self._send_packet(reply)
 
     def _flow_label(self, src: str, dst: str, seg: Any) -> int:
         """RFC 6437 §3: the connection's flow label, a keyed hash of its 4-tuple."""
@@ -306,6 +307,13 @@ class StackDriver:
                 self._labels.clear()
             label = self._labels[key] = flow_label(self._label_key, *key)
         return label
+
+    def _send_packet(self, packet: bytes) -> None:
+        """A complete IP packet the IP host made (ICMP, ICMPv6), written at once."""
+        if self.pcap is not None:
+            self.pcap.write(packet, time.time())
+        self.link.send(packet)
+        self.counters["link_tx_packets"] += 1
 
     def _flush(self) -> None:
         output = self.core.take_output()

@@ -70,9 +70,10 @@ _FRAG = struct.Struct("!BBHI")
 new_header6 = fast_constructor(Ipv6Header)
 
 
-def _walk_extensions(buf: bytes | memoryview, next_header: int, offset: int,
+def walk_extensions(buf: bytes | memoryview, next_header: int, offset: int,
                      end: int) -> tuple[int, int]:
-    """Skip the extension headers from ``offset``; ``(upper-layer protocol, its offset)``."""
+    """Skip the extension headers from ``offset`` (``next_header`` names the first);
+    ``(upper-layer protocol, its offset)``. ``end`` bounds the walk."""
     for _ in range(MAX_EXTENSION_HEADERS):
         if next_header in _SKIPPED:
             if offset + 8 > end:
@@ -123,7 +124,7 @@ def parse_ipv6_at(buf: bytes | memoryview) -> tuple[Ipv6Header, int, int, bytes,
                              "bytes received")
     start = HEADER_LENGTH
     if next_header in _SKIPPED or next_header == EXT_FRAGMENT:
-        next_header, start = _walk_extensions(buf, next_header, start, end)
+        next_header, start = walk_extensions(buf, next_header, start, end)
     header = new_header6(addr6_text(src), addr6_text(dst), next_header, hops,
                          (word >> 20) & 0xFF, word & FLOW_LABEL_MASK, plen, start)
     return header, start, end, src, dst
