@@ -38,9 +38,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from tcpstack.drill.packets import ACK, RST, SYN, WirePacket, build_ipv4_tcp, parse_ipv4_tcp
+from tcpstack.drill.packets import ACK, RST, SYN, WirePacket, build_ip_tcp, parse_ip_tcp
 from tcpstack.drill.symbols import SYMBOLS
-from tcpstack.drill.target import BLOCK, CallHandle, Env, Flow, Outcome, Skip, _Block
+from tcpstack.drill.target import BLOCK, IPV6_LOCAL_IP, CallHandle, Env, Flow, Outcome, Skip, _Block
 from tcpstack.link import netns
 from tcpstack.link.tun import TunLink, open_tun
 
@@ -49,6 +49,9 @@ TUN_NAME = "tun0"
 LOCAL_PREFIX = 16
 REMOTE_NET = "192.0.2.0"
 REMOTE_PREFIX = 24
+LOCAL_PREFIX6 = 48                   # --ip_version=ipv6 (target.IPV6_LOCAL_IP/REMOTE_IP)
+REMOTE_NET6 = "fd3d:fa7b:d17d::"
+REMOTE_PREFIX6 = 48
 FIRST_BIND_PORT = 20000
 # Linux's own default; a host may run another (BBR) that its namespaces inherit.
 DEFAULT_CC = "cubic"
@@ -146,7 +149,9 @@ class KernelTarget:
         netns.create_netns(self.ns)
         self._created = True
         try:
-            self._link = open_tun(self.ns, TUN_NAME, f"{Env.local_ip}/{LOCAL_PREFIX}",
+            # Both families, for scripts of either --ip_version.
+            self._link = open_tun(self.ns, TUN_NAME, [f"{Env.local_ip}/{LOCAL_PREFIX}",
+                                                      f"{IPV6_LOCAL_IP}/{LOCAL_PREFIX6}"],
                                   mtu=self._mtu, offload=False)
             netns.run_in_netns(self.ns, self._add_route)
             # A fair queue would pace the kernel's packets and upset timing (Linux's
@@ -165,6 +170,8 @@ class KernelTarget:
         with IPRoute() as ipr:
             (index,) = ipr.link_lookup(ifname=TUN_NAME)
             ipr.route("replace", dst=REMOTE_NET, dst_len=REMOTE_PREFIX, oif=index)
+            ipr.route("replace", dst=REMOTE_NET6, dst_len=REMOTE_PREFIX6, oif=index,
+                      family=socket.AF_INET6)
 
     def close(self) -> None:
         self._close_sockets()
@@ -214,7 +221,7 @@ class KernelTarget:
                 seq, ack, flags = seen.ack, seen.seq_end, RST | ACK
             else:
                 seq, ack, flags = 0, seen.seq_end, RST | ACK
-            self.inject(build_ipv4_tcp(WirePacket(self._env.remote_ip, self._env.local_ip,
+            self.inject(build_ip_tcp(WirePacket(self._env.remote_ip, self._env.local_ip,
                                                   dport, sport, seq, ack, flags, 0)))
         self._flows.clear()
         time.sleep(0.002)
@@ -248,7 +255,7 @@ class KernelTarget:
             self._note_flow(raw)
 
     def _note_flow(self, raw: bytes) -> None:
-        pkt = parse_ipv4_tcp(raw)
+        pkt = parse_ip_tcp(raw)
         if pkt is None or pkt.src != self._env.local_ip:
             return
         if pkt.has(RST):
@@ -403,11 +410,13 @@ class KernelTarget:
 
     def _sys_socket(self, args, expected):
         domain, kind, proto = ([*args, 0, 0, 0])[:3]
-        if domain not in (..., S["AF_INET"]):
-            raise Skip("only IPv4 sockets are supported")
+        if domain not in (..., S["AF_INET"], S["AF_INET6"]):
+            raise Skip("only AF_INET and AF_INET6 sockets are supported")
+        # packetdrill's --ip_version=ipv6 reads AF_INET in a script as AF_INET6.
+        family = socket.AF_INET6 if self._env.ip_version == 6 else socket.AF_INET
 
         def call() -> Outcome:
-            sock = netns.run_in_netns(self.ns, socket.socket, socket.AF_INET, kind, proto)
+            sock = netns.run_in_netns(self.ns, socket.socket, family, kind, proto)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self._cc.encode())
             return Outcome(self._register(sock, expected))
