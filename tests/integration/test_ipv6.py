@@ -17,11 +17,21 @@ import pytest
 import tcpstack
 from tcpstack.link import netns as ns
 
-from .conftest import _ROOT, STACK_ADDR, Cli, Kernel, _env, echo_handler, run_async
+from .conftest import (
+    _ROOT,
+    KERNEL_ADDR6,
+    STACK_ADDR,
+    STACK_ADDR6,
+    Cli,
+    Kernel,
+    _env,
+    echo_handler,
+    run_async,
+)
 
 pytestmark = pytest.mark.root
 
-STACK6, KERNEL6 = "fd00:7::2", "fd00:7::1"
+STACK6, KERNEL6 = STACK_ADDR6, KERNEL_ADDR6
 BIG = 20 * 1024 * 1024
 
 
