@@ -186,7 +186,7 @@ def test_curl_g_over_ipv6(netns_name: str, kernel: Kernel, direction: str, tmp_p
                     reader, writer = await tcpstack.open_connection(KERNEL6, 8000)
                     break
                 except ConnectionRefusedError:
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.02)
             writer.write(f"GET /f.bin HTTP/1.0\r\nHost: [{KERNEL6}]\r\n\r\n".encode())
             await writer.drain()
             reply = await reader.read(-1)
@@ -241,3 +241,56 @@ def test_fault_link_under_ipv6(cli: Cli, kernel: Kernel, tmp_path) -> None:
     assert listen.returncode == 0, err.decode()
     assert received.read_bytes() == data
     assert "drop_bad_checksum=" in err.decode()            # corruption caught by TCP
+
+
+def test_icmpv6_packet_too_big_lowers_the_path_mtu(netns_name: str, kernel: Kernel) -> None:
+    """A Packet Too Big (RFC 4443 §3.2) written by the kernel side's raw ICMPv6
+    socket, quoting a segment in flight: the runtime maps it onto the core's
+    IcmpError, the path MTU falls (RFC 8201) and the transfer still completes."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+
+    payload = os.urandom(300_000)
+
+    async def body() -> None:
+        # A delayed link keeps segments in flight long enough to quote one.
+        async with tcpstack.Stack(netns=netns_name, fault="delay=50ms") as stack:
+            sock = kernel.listen(9300, KERNEL6)
+            got = asyncio.create_task(asyncio.to_thread(_drain, sock))
+            _reader, writer = await tcpstack.open_connection(KERNEL6, 9300)
+            conn = writer.get_extra_info("connection")
+            assert conn.mss == 1500 - 60 - 12
+            writer.write(payload)
+            await asyncio.sleep(0.02)
+            assert conn.snd_max != conn.snd_una                  # data in flight
+            # The last byte sent: in flight for a round trip (RFC 5927 §4.1 check).
+            last = (int(conn.snd_max) - 1) % 2**32
+            quoted = bytes(IPv6(src=STACK6, dst=KERNEL6)
+                           / TCP(sport=conn.local[1], dport=9300, seq=last, flags="A"))
+            raw = ns.run_in_netns(netns_name, socket.socket, socket.AF_INET6, socket.SOCK_RAW,
+                                  socket.IPPROTO_ICMPV6)
+            kernel.sockets.append(raw)
+            raw.sendto(bytes(ICMPv6PacketTooBig(mtu=1300) / quoted), (STACK6, 0))
+            for _ in range(100):
+                if conn.mss == 1300 - 60 - 12:
+                    break
+                await asyncio.sleep(0.01)
+            assert conn.mss == 1300 - 60 - 12
+            assert stack.counters["icmp_packet_too_big"] == 1
+            assert stack.counters["pmtu_lowered"] == 1
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            assert await got == hashlib.sha256(payload).digest()
+
+    run_async(body(), timeout=90)
+
+
+def _drain(sock: socket.socket) -> bytes:
+    conn, _ = sock.accept()
+    digest = hashlib.sha256()
+    with conn:
+        conn.settimeout(30)
+        while data := conn.recv(1 << 20):
+            digest.update(data)
+    return digest.digest()
