@@ -294,3 +294,28 @@ def _drain(sock: socket.socket) -> bytes:
         while data := conn.recv(1 << 20):
             digest.update(data)
     return digest.digest()
+
+
+@pytest.mark.parametrize(("icmpv6_type", "kind", "message"), [
+    ("no-route", "net-unreachable", "network is unreachable"),
+    ("admin-prohibited", "admin-prohibited", "administratively prohibited"),
+    ("addr-unreachable", "host-unreachable", "no route to host"),
+    ("port-unreachable", "port-unreachable", "connection refused"),
+])
+def test_icmpv6_unreachable_ends_a_connect_saying_which(cli: Cli, icmpv6_type: str, kind: str,
+                                                        message: str) -> None:
+    """RFC 4443 §3.1 destination unreachable, from the kernel side's nftables
+    (``reject with icmpv6 type ...``): the connect fails at once, in one line."""
+    ns.create_netns(cli.netns)
+    rules = (f"table ip6 tcps_reject {{\n  chain input {{\n"
+             f"    type filter hook input priority 0; policy accept;\n"
+             f"    ip6 daddr {KERNEL6} tcp dport 5002 reject with icmpv6 type {icmpv6_type}\n"
+             f"  }}\n}}\n")
+    loaded = ns.netns_run(cli.netns, ["nft", "-f", "-"], input=rules, capture_output=True,
+                          text=True, timeout=20)
+    assert loaded.returncode == 0, loaded.stderr
+    result = cli.run("connect", KERNEL6, "5002", "--netns", cli.netns,
+                     stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"tcpstack: connect to [{KERNEL6}]:5002 failed: {message} (ICMP {kind} from {KERNEL6})"]
