@@ -281,6 +281,9 @@ class StackDriver:
             ip, seg = parse_packet(packet, verify)
         except NotTcp:
             self.counters["ignored_not_tcp"] += 1        # UDP..., behind IPv6 extensions too
+            reply = self._icmp6.unrecognized_next_header(packet, now)
+            if reply is not None:
+                self._send_packet(reply)
             return
         except WireError as exc:
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1

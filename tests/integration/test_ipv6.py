@@ -319,3 +319,18 @@ def test_icmpv6_unreachable_ends_a_connect_saying_which(cli: Cli, icmpv6_type: s
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"tcpstack: connect to [{KERNEL6}]:5002 failed: {message} (ICMP {kind} from {KERNEL6})"]
+
+
+def test_udp_over_ipv6_draws_a_parameter_problem(cli: Cli, kernel: Kernel) -> None:
+    """RFC 4443 §3.4 code 1: the kernel's connected UDP socket hears EPROTO."""
+    import errno
+
+    cli.listen("7")
+    sock = ns.run_in_netns(cli.netns, socket.socket, socket.AF_INET6, socket.SOCK_DGRAM)
+    kernel.sockets.append(sock)
+    sock.settimeout(10)
+    sock.connect((STACK6, 9))
+    sock.send(b"anyone?")
+    with pytest.raises(OSError) as info:
+        sock.recv(100)
+    assert info.value.errno == errno.EPROTO

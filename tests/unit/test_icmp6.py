@@ -15,6 +15,7 @@ from scapy.layers.inet6 import (
     ICMPv6EchoRequest,
     ICMPv6ND_RS,
     ICMPv6PacketTooBig,
+    ICMPv6ParamProblem,
     IPv6,
 )
 from scapy.packet import Raw
@@ -167,3 +168,25 @@ def test_icmp6_errors_that_do_not_quote_our_tcp_are_counted_drops() -> None:
     responder.handle(icmp6_error_packet(ICMPv6PacketTooBig, bytes(forged[:100]), mtu=1300),
                      0.03)
     assert stack.counters["icmp_out_of_window"] == 1 and conn.mss == 1428
+
+
+def test_an_unknown_protocol_draws_a_parameter_problem() -> None:
+    counters: Counter[str] = Counter()
+    responder = Icmp6Responder(None, frozenset({US}), counters, TokenBucket(1000, 2))
+    udp = bytes(IPv6(src=PEER, dst=US) / UDP(sport=1, dport=2) / Raw(b"q" * 2000))
+    reply = responder.unrecognized_next_header(udp, 0.0)
+    assert reply is not None
+    answer = IPv6(reply)
+    problem = answer[ICMPv6ParamProblem]
+    assert (answer.src, answer.dst, problem.code, problem.ptr) == (US, PEER, 1, 6)
+    assert len(reply) == 1280                                  # RFC 4443 §2.4 (c)
+    assert parse_icmp6(reply).type == 4
+    # not for a multicast source, another address, or beyond the rate limit
+    assert responder.unrecognized_next_header(
+        bytes(IPv6(src="ff02::1", dst=US) / UDP()), 0.0) is None
+    assert responder.unrecognized_next_header(
+        bytes(IPv6(src=PEER, dst="fd00:7::9") / UDP()), 0.0) is None
+    assert responder.unrecognized_next_header(udp, 0.0) is not None
+    assert responder.unrecognized_next_header(udp, 0.0) is None
+    assert counters == Counter(icmp6_param_problem_sent=2, icmp6_error_suppressed=1,
+                               icmp6_rate_limited=1)
