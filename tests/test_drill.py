@@ -116,3 +116,13 @@ def kernel_results_ipv6() -> dict[str, Result]:
 @pytest.mark.parametrize("script", TWINS, ids=TWIN_IDS)
 def test_kernel_target_ipv6(script: Path, kernel_results_ipv6: dict[str, Result]) -> None:
     _check(kernel_results_ipv6[str(script)], script, "kernel")
+
+
+@pytest.mark.root
+def test_kernel_target_gets_ipv6_back_after_a_small_mtu() -> None:
+    """Below 1280 bytes Linux takes IPv6 (addresses, routes, settings) off the
+    TUN; the next IPv6 script on the same target must still find its address."""
+    with open_target("kernel") as target:
+        for name in ("fixes/mtu-68-mss-28.pkt", "ipv6/passive-open-mss-1440.pkt"):
+            script = DRILL / name
+            _check(run_script(str(script), target, log=_quiet), script, "kernel")

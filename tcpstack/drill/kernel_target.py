@@ -52,6 +52,7 @@ REMOTE_PREFIX = 24
 LOCAL_PREFIX6 = 48                   # --ip_version=ipv6 (target.IPV6_LOCAL_IP/REMOTE_IP)
 REMOTE_NET6 = "fd3d:fa7b:d17d::"
 REMOTE_PREFIX6 = 48
+IPV6_MIN_MTU = 1280
 FIRST_BIND_PORT = 20000
 # Linux's own default; a host may run another (BBR) that its namespaces inherit.
 DEFAULT_CC = "cubic"
@@ -122,6 +123,23 @@ class _FlowSeen:
     acked: bool
 
 
+def _interfaces(mtu: int) -> list[str]:
+    """The TUN's addresses: IPv4's, and IPv6's where the MTU allows it (RFC 8200 §5)."""
+    ifaces = [f"{Env.local_ip}/{LOCAL_PREFIX}"]
+    if mtu >= IPV6_MIN_MTU:
+        ifaces.append(f"{IPV6_LOCAL_IP}/{LOCAL_PREFIX6}")
+    return ifaces
+
+
+def _ipv6_enabled(ifname: str) -> bool:
+    """Whether the current thread's namespace runs IPv6 on ``ifname``."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except FileNotFoundError:
+        return False
+
+
 class KernelTarget:
     name = "kernel"
     default_tolerance_usecs = 25000
@@ -150,9 +168,8 @@ class KernelTarget:
         self._created = True
         try:
             # Both families, for scripts of either --ip_version.
-            self._link = open_tun(self.ns, TUN_NAME, [f"{Env.local_ip}/{LOCAL_PREFIX}",
-                                                      f"{IPV6_LOCAL_IP}/{LOCAL_PREFIX6}"],
-                                  mtu=self._mtu, offload=False)
+            self._link = open_tun(self.ns, TUN_NAME, _interfaces(self._mtu), mtu=self._mtu,
+                                  offload=False)
             netns.run_in_netns(self.ns, self._add_route)
             # A fair queue would pace the kernel's packets and upset timing (Linux's
             # defaults.sh does the same).
@@ -170,8 +187,9 @@ class KernelTarget:
         with IPRoute() as ipr:
             (index,) = ipr.link_lookup(ifname=TUN_NAME)
             ipr.route("replace", dst=REMOTE_NET, dst_len=REMOTE_PREFIX, oif=index)
-            ipr.route("replace", dst=REMOTE_NET6, dst_len=REMOTE_PREFIX6, oif=index,
-                      family=socket.AF_INET6)
+            if _ipv6_enabled(TUN_NAME):
+                ipr.route("replace", dst=REMOTE_NET6, dst_len=REMOTE_PREFIX6, oif=index,
+                          family=socket.AF_INET6)
 
     def close(self) -> None:
         self._close_sockets()
@@ -205,13 +223,14 @@ class KernelTarget:
         """Script time 0 is now (after the init command)."""
         self._t0 = time.monotonic()
 
-    @staticmethod
-    def _set_mtu(mtu: int) -> None:
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            (index,) = ipr.link_lookup(ifname=TUN_NAME)
-            ipr.link("set", index=index, mtu=mtu)
+    @classmethod
+    def _set_mtu(cls, mtu: int) -> None:
+        """The new MTU; below 1280 Linux takes IPv6 off the link with its
+        addresses and routes, so every change puts back what the MTU allows
+        (without DAD: a tentative address would refuse bind())."""
+        netns.configure_interface(TUN_NAME, [netns.parse_interface(i) for i in _interfaces(mtu)],
+                                  mtu)
+        cls._add_route()
 
     def finish(self) -> None:
         self._close_sockets()

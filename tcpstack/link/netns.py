@@ -282,17 +282,19 @@ def configure_interface(ifname: str, iface: Interface | Sequence[Interface], mtu
 
     ifaces = [iface] if isinstance(iface, ipaddress.IPv4Interface | ipaddress.IPv6Interface) \
         else list(iface)
-    if any(i.version == 6 for i in ifaces):
-        _enable_ipv6(ifname)
-    else:
-        _disable_ipv6(ifname)
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=ifname)
         if not found:
             raise UserError(f"interface {ifname} vanished while configuring it")
         index = found[0]
-        if mtu is not None:      # first: IPv6 needs an MTU of 1280 before an address
+        # The MTU first: below 1280 Linux drops IPv6 from the link, and its
+        # per-interface settings with it; they exist again only after.
+        if mtu is not None:
             ipr.link("set", index=index, mtu=mtu)
+        if any(i.version == 6 for i in ifaces):
+            _enable_ipv6(ifname)
+        else:
+            _disable_ipv6(ifname)
         for one in ifaces:
             family = 10 if one.version == 6 else 2
             present = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
