@@ -338,7 +338,13 @@ class StackDriver:
             return 0
         conn = self.core.connection((src, seg.src_port), (dst, seg.dst_port))
         # Not found (cannot happen for data): the most that fits the MTU with timestamps.
-        mss = conn.mss if conn is not None else self.link.mtu - 40 - 12
+        if conn is None:
+            mss = self.link.mtu - 40 - 12
+        else:
+            probe = conn.mtu_probe
+            if probe is not None and probe[0] == seg.seq and probe[1] == size:
+                return 0                  # an RFC 4821 MTU probe: larger than the MSS, whole
+            mss = conn.mss
         return mss if size > mss else 0
 
     def _arm_timer(self) -> None:
