@@ -148,8 +148,8 @@ class IcmpSide:
         ctx.count("pmtu_lowered" if mtu < old_mtu else "pmtu_raised")
         if ctx.tracer is not None:
             ctx.trace(TraceEvent(now, EventKind.PMTU, self.local, self.remote,
-                                 reason=f"path MTU {old_mtu} -> {mtu}, MSS {old_mss} -> "
-                                        f"{new_mss} ({why})"))
+                                 reason=f"MSS {old_mss} -> {new_mss}, path MTU {old_mtu} -> "
+                                        f"{mtu}: {why}"))
         if new_mss == old_mss:
             return
         self.mss = new_mss
@@ -217,7 +217,7 @@ class IcmpSide:
             if self.mss <= cfg.base_mss or seq_diff(self.snd_max, self.snd_una) <= cfg.base_mss:
                 return          # nothing in flight larger than base_mss: not a black hole
             self._ctx.count("mtu_blackhole_detected")
-            self._probing_start(now, "black hole suspected after timeouts", resend=False)
+            self._probing_start(now, "black hole suspected", resend=False)
             return
         room = self._header_room()
         floor = min(cfg.min_pmtu, self._pmtu)

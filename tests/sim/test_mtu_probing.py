@@ -43,8 +43,7 @@ def test_blackhole_mode_finds_the_hole_and_probes_up_to_the_path_mtu() -> None:
     assert PATH_MTU - 52 - 8 <= client.mss <= PATH_MTU - 52   # within tcp_probe_threshold
     assert len(rule.dropped) < 40
     changes = [e.reason for e in sim.events if e.kind is EventKind.PMTU and e.local[0] == A]
-    assert changes[0] == ("path MTU 1500 -> 1076, MSS 1448 -> 1024 "
-                          "(black hole suspected after timeouts)")
+    assert changes[0] == "MSS 1448 -> 1024, path MTU 1500 -> 1076: black hole suspected"
     print(f"\n{SIZE} bytes through a black hole in {took:.2f} virtual s; "
           f"{len(changes)} MTU changes, final MSS {client.mss}")
 
