@@ -95,7 +95,7 @@ class StackDriver:
         self._receive = self._gro.add if self._gro is not None else core.receive
         # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py).
         self.iphost = IpHost(core, local_addr, self._send_packet, self.counters,
-                             deliver=self._dispatch)
+                             deliver=self._dispatch, tracer=tracer)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.fragments import FragmentReassembler
 from tcpstack.wire.addr import addr_text
 from tcpstack.wire.errors import Fragmented, WireError
@@ -72,7 +73,8 @@ class IpHost:
     def __init__(self, core: StackCore, local_addr: str, send: Callable[[bytes], None],
                  counters: Counter[str], rate: float = ICMP_RATE,
                  burst: int = ICMP_BURST,
-                 deliver: Callable[[bytes, float], None] | None = None) -> None:
+                 deliver: Callable[[bytes, float], None] | None = None,
+                 tracer: Callable[[TraceEvent], None] | None = None) -> None:
         self.core = core
         self.local_addr = local_addr
         self.send = send
@@ -81,6 +83,7 @@ class IpHost:
         self.fragments = FragmentReassembler(counters)
         # Where a reassembled datagram goes (the driver's input, TCP included).
         self.deliver = deliver or self.input
+        self.tracer = tracer                  # gets a DROP event for each refused message
         self._ident = 0
 
     def fragment(self, packet: bytes | memoryview, now: float) -> None:
@@ -112,6 +115,8 @@ class IpHost:
             message = parse_icmp(ip, payload)
         except WireError as exc:
             counters["drop_" + exc.reason.replace("-", "_")] += 1
+            if self.tracer is not None:
+                self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
             return
         if isinstance(message, IcmpEcho):
             self._echo(ip.src, message, now)
