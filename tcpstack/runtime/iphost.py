@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IpHost", "TokenBucket"]
 
+PROTO_TCP = 6
+
 ICMP_RATE = 1000.0        # messages per second (Linux icmp_msgs_per_sec)
 ICMP_BURST = 50           # Linux icmp_msgs_burst
 
@@ -106,6 +108,11 @@ class IpHost:
                 return
             if ip.dst != self.local_addr:
                 counters["drop_not_for_us"] += 1
+                return
+            if ip.protocol == PROTO_TCP:
+                # Never an ICMP error about TCP (a RST says that); TCP belongs to the
+                # core, and the driver never hands it here but through ``deliver``.
+                counters["ip_host_tcp_ignored"] += 1
                 return
             if ip.protocol != PROTO_ICMP:
                 counters["ip_protocol_unsupported"] += 1
