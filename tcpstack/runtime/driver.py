@@ -32,7 +32,7 @@ from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.runtime.icmp6 import Icmp6Responder
 from tcpstack.runtime.iphost import IpHost
-from tcpstack.wire.errors import NotTcp, WireError
+from tcpstack.wire.errors import Fragmented, NotTcp, WireError
 from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 
@@ -106,7 +106,8 @@ class StackDriver:
         # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py),
         # ICMPv6 (runtime/icmp6.py) under the same rate limit, as Linux's global one.
         addr4 = next((a for a in addrs if ":" not in a), addrs[0])
-        self.iphost = IpHost(core, addr4, self._send_packet, self.counters)
+        self.iphost = IpHost(core, addr4, self._send_packet, self.counters,
+                             deliver=self._dispatch, tracer=tracer)
         self._icmp6 = Icmp6Responder(core, self.local_addrs, self.counters, self.iphost.bucket)
 
     # -- lifecycle ---------------------------------------------------------
@@ -265,6 +266,10 @@ class StackDriver:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
             self.pcap.write(bytes(packet), time.time())
+        self._dispatch(packet, now, verify)
+
+    def _dispatch(self, packet: bytes | memoryview, now: float, verify: bool = True) -> None:
+        """A packet from the link, or a datagram reassembled from its fragments."""
         version = packet[0] >> 4 if packet else 0
         if version == IPV4_VERSION:
             if len(packet) >= 20 and packet[9] != PROTO_TCP:
@@ -286,6 +291,10 @@ class StackDriver:
                 self._send_packet(reply)
             return
         except WireError as exc:
+            if isinstance(exc, Fragmented) and version == IPV4_VERSION:
+                self.iphost.fragment(packet, now)     # reassembled, then input again
+                return
+            # (IPv6 fragments are not reassembled: RFC 8200 §4.5 leaves it to the node.)
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
                 self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
@@ -385,7 +394,13 @@ class StackDriver:
             return 0
         conn = self.core.connection((src, seg.src_port), (dst, seg.dst_port))
         # Not found (cannot happen for data): the most that fits the MTU with timestamps.
-        mss = conn.mss if conn is not None else self.link.mtu - 40 - 12
+        if conn is None:
+            mss = self.link.mtu - 40 - 12
+        else:
+            probe = conn.mtu_probe
+            if probe is not None and probe[0] == seg.seq and probe[1] == size:
+                return 0                  # an RFC 4821 MTU probe: larger than the MSS, whole
+            mss = conn.mss
         return mss if size > mss else 0
 
     def _arm_timer(self) -> None:

@@ -47,8 +47,9 @@ class BadOption(WireError):
 
 
 class Fragmented(WireError):
-    """An IPv4 fragment (MF set or offset != 0), or an IPv6 Fragment header that
-    is not an atomic fragment (RFC 6946): tcpstack does not reassemble."""
+    """An IPv4 fragment (MF set or offset != 0): the runtime reassembles those
+    (fragments.py); or an IPv6 Fragment header that is not an atomic fragment
+    (RFC 6946): those are counted and dropped."""
 
     reason = "fragment"
 

@@ -137,3 +137,23 @@ def test_ipv6_capture_ladder_and_bracketed_conn_spec(tmp_path, capsys):
     assert main(["ladder", str(path), "--conn", "2"]) == 0
     out = capsys.readouterr().out
     assert "fd00:7::2" in out and "SYN" in out
+
+
+def test_an_icmp_error_is_a_note_on_its_connection(tmp_path, capsys):
+    from scapy.layers.inet import ICMP
+
+    pkts = exchange(5556)[:4]
+    quoted = bytes(pkts[3])[:28]                     # IPv4 header + 8 bytes, as RFC 792
+    pkts.insert(4, IP(src="198.51.100.7", dst=A) / ICMP(type=3, code=4, nexthopmtu=1200)
+                / quoted)
+    for i, p in enumerate(pkts):
+        p.time = 100 + i * 0.01
+    path = tmp_path / "icmp.pcap"
+    wrpcap(str(path), pkts, linktype=101)
+    capture = read_capture(str(path))
+    (conn,) = capture.connections
+    assert capture.skipped == 0
+    assert conn.notes == [(pytest.approx(100.04), "ICMP packet-too-big mtu 1200 from "
+                           "198.51.100.7", (A, 5556))]
+    assert main(["ladder", str(path)]) == 0
+    assert "ICMP packet-too-big mtu 1200 from 198.51.100.7" in capsys.readouterr().out
