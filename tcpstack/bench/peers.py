@@ -95,27 +95,27 @@ def send_all(sock: socket.socket, total: int, seed: int) -> int:
 
 # -- servers -----------------------------------------------------------------
 
-def listen(port: int) -> socket.socket:
-    # "::" without IPV6_V6ONLY: both families; the namespace's address may
-    # appear later (TUN).
-    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+def listen(port: int, host: str = "0.0.0.0") -> socket.socket:
+    """A listener on the wildcard of ``host``'s family ("0.0.0.0" or "::"): the
+    namespace's address may appear later (TUN)."""
+    server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                           socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    server.bind(("::", port))
+    server.bind((host, port))
     server.listen(LISTEN_BACKLOG)
     print("ready", flush=True)
     return server
 
 
-def serve_sink(port: int, total: int) -> dict[str, Any]:
-    with listen(port) as server:
+def serve_sink(port: int, total: int, host: str) -> dict[str, Any]:
+    with listen(port, host) as server:
         conn, _ = server.accept()
     with conn:
         return receive_all(conn, total)
 
 
-def serve_source(port: int, total: int, seed: int) -> dict[str, Any]:
-    with listen(port) as server:
+def serve_source(port: int, total: int, seed: int, host: str) -> dict[str, Any]:
+    with listen(port, host) as server:
         conn, _ = server.accept()
     with conn:
         sent = send_all(conn, total, seed)
@@ -125,14 +125,14 @@ def serve_source(port: int, total: int, seed: int) -> dict[str, Any]:
     return {"bytes": sent}
 
 
-def serve_echo(port: int) -> dict[str, Any]:
+def serve_echo(port: int, host: str) -> dict[str, Any]:
     """Echo every connection until its FIN; stop on SIGTERM. Counts what it held."""
     raise_fd_limit()
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
     accepted = open_now = max_open = 0
     selector = selectors.DefaultSelector()
-    server = listen(port)
+    server = listen(port, host)
     server.setblocking(False)
     selector.register(server, selectors.EVENT_READ)
     while not stop[0]:
@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("mode", choices=("serve", "client"))
     parser.add_argument("role", choices=("sink", "source", "echo", "send", "recv", "rr",
                                          "connect", "idle"))
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="0.0.0.0",
+                        help="client: the server; serve: 0.0.0.0 (IPv4) or :: (IPv6)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bytes", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
@@ -272,11 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "serve":
         if args.role == "sink":
-            return serve_sink(args.port, args.bytes)
+            return serve_sink(args.port, args.bytes, args.host)
         if args.role == "source":
-            return serve_source(args.port, args.bytes, args.seed)
+            return serve_source(args.port, args.bytes, args.seed, args.host)
         if args.role == "echo":
-            return serve_echo(args.port)
+            return serve_echo(args.port, args.host)
     else:
         if args.role == "send":
             return client_send(args.host, args.port, args.bytes, args.seed)

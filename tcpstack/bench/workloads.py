@@ -67,8 +67,9 @@ class Bench:
         """Start the peer server, run one client against it, return both results."""
         port = next(self._ports)
         server_ns = self.net.tun_ns if side == "tcpstack" else self.net.server_ns
+        wildcard = "::" if self.settings.ipv6 else "0.0.0.0"
         peer = self.procs.start(["-m", "tcpstack.bench.peers", "serve", *server,
-                                 "--port", str(port)], netns=server_ns)
+                                 "--host", wildcard, "--port", str(port)], netns=server_ns)
         try:
             self.procs.wait_ready(peer, timeout=15)
             if side == "tcpstack":
