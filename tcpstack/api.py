@@ -26,7 +26,12 @@ from typing import Any
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.congestion import ALGORITHMS
-from tcpstack.core.errors import TcpAddressInUse, TcpNoFreePort, TcpTooManyConnections
+from tcpstack.core.errors import (
+    TcpAddressInUse,
+    TcpInvalidArgument,
+    TcpNoFreePort,
+    TcpTooManyConnections,
+)
 from tcpstack.core.events import TraceEvent
 from tcpstack.core.state import State
 from tcpstack.errors import UsageError, UserError
@@ -34,10 +39,10 @@ from tcpstack.link import netns as ns
 from tcpstack.link.tun import TSO_MAX_PAYLOAD
 from tcpstack.runtime.driver import StackDriver
 from tcpstack.runtime.network import (
-    DEFAULT_ADDR,
+    DEFAULT_ADDRS,
     DEFAULT_NETNS,
     DEFAULT_TUN,
-    DEFAULT_TUN_ADDR,
+    Addresses,
     NetworkSetup,
 )
 from tcpstack.runtime.server import Handler, Server, make_streams
@@ -52,11 +57,14 @@ _QUIET = frozenset({State.CLOSED, State.TIME_WAIT, State.LISTEN})
 
 
 class Stack:
-    """A running userspace TCP/IPv4 stack.
+    """A running userspace TCP stack, IPv4 and IPv6.
 
     Network: ``netns`` (created if missing unless ``create_netns=False``),
     ``tun`` device in it, the kernel's ``tun_addr`` on it and the stack's own
-    ``addr``. Or pass ``link=`` (any ``tcpstack.link.base.Link``) to run over
+    ``addr`` -- each one address or one per family; by default both families
+    (10.7.0.2 and fd00:7::2 for the stack, 10.7.0.1/24 and fd00:7::1/64 for
+    the kernel; ``NetworkSetup`` says how given and default ones combine).
+    Or pass ``link=`` (any ``tcpstack.link.base.Link``) to run over
     something else, e.g. one end of an in-memory pair.
 
     Observability: ``tracer`` gets every ``TraceEvent``; ``pcap`` is a file
@@ -80,7 +88,7 @@ class Stack:
     """
 
     def __init__(self, *, netns: str = DEFAULT_NETNS, tun: str = DEFAULT_TUN,
-                 addr: str = DEFAULT_ADDR, tun_addr: str = DEFAULT_TUN_ADDR,
+                 addr: Addresses = None, tun_addr: Addresses = None,
                  mtu: int = 1500, create_netns: bool = True, link: Any = None,
                  tracer: Callable[[TraceEvent], None] | None = None, pcap: Any = None,
                  fault: Any = None, msl: float | None = None, min_rto: float | None = None,
@@ -97,7 +105,14 @@ class Stack:
             create_netns=create_netns, offload=offload)
         if self.network is not None:
             self.network.validate()
-        self.addr = ns.parse_ipv4(addr, "stack address")
+            addrs = tuple(self.network.addresses().values())
+        else:
+            given = DEFAULT_ADDRS if addr is None else (addr,) if isinstance(addr, str) else addr
+            addrs = tuple(ns.parse_ip(a, "stack address") for a in given)
+            if len({":" in a for a in addrs}) != len(addrs):
+                raise UsageError(f"one stack address per family, not {', '.join(addrs)}")
+        self.addrs: tuple[str, ...] = addrs     # IPv4 first when there are both
+        self.addr = addrs[0]
         self._given_link = link
         self.tracer = tracer
         self._pcap_arg = pcap
@@ -174,8 +189,8 @@ class Stack:
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
             self._pcap = self._open_pcap()
-            self.core = StackCore(local_addr=self.addr, config=self.config, tracer=self.tracer)
-            self.driver = StackDriver(self.core, link, self.addr, pcap=self._pcap,
+            self.core = StackCore(local_addr=self.addrs, config=self.config, tracer=self.tracer)
+            self.driver = StackDriver(self.core, link, self.addrs, pcap=self._pcap,
                                       tracer=self.tracer, clock=loop.time,
                                       coalesce=self._fault is None)
             self.driver.start()
@@ -286,7 +301,7 @@ class Stack:
         """Active open; returns once ESTABLISHED. Raises ConnectionRefusedError,
         TimeoutError (a ConnectionError too) as the kernel's would."""
         driver = self._require_running()
-        remote = ns.parse_ipv4(host, "host address")
+        remote = ns.parse_ip(host, "host address")
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         if local_port is not None and not 0 < int(local_port) < 65536:
@@ -298,7 +313,8 @@ class Stack:
             conn = self.core.connect(remote, int(port), driver.now(),
                                      local_port=None if local_port is None else int(local_port),
                                      options=opts)
-        except (TcpAddressInUse, TcpNoFreePort, TcpTooManyConnections) as exc:
+        except (TcpAddressInUse, TcpNoFreePort, TcpTooManyConnections,
+                TcpInvalidArgument) as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot connect to {remote}:{port}: {exc}") from None
@@ -321,24 +337,45 @@ class Stack:
                            min_ssthresh: int | None = None,
                            limit: int = DEFAULT_LIMIT,
                            ) -> Server:
-        """Passive open on ``port``; ``handler(reader, writer)`` runs per connection."""
+        """Passive open on ``port``; ``handler(reader, writer)`` runs per connection.
+
+        ``host`` None, ``""`` or ``"::"``: both families (a socket on ``::``
+        without IPV6_V6ONLY); ``"0.0.0.0"`` or the stack's IPv4 address: IPv4
+        only; the stack's IPv6 address: IPv6 only."""
         driver = self._require_running()
-        if host not in (None, "", "0.0.0.0", self.addr):
-            raise UsageError(f"cannot listen on {host}: this stack's address is {self.addr}")
+        family, addrs = self._listen_family(host)
         if not 0 < int(port) < 65536:
             raise UsageError(f"bad port {port} (1..65535)")
         opts = self._options(options, nodelay=nodelay, keepalive=keepalive, mss=mss,
                              send_buffer=send_buffer, recv_buffer=recv_buffer, cc=cc,
                              min_ssthresh=min_ssthresh)
         try:
-            listener = self.core.listen(int(port), backlog=backlog, options=opts)
+            listener = self.core.listen(int(port), backlog=backlog, options=opts, family=family)
         except TcpAddressInUse as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"cannot listen on port {port}: {exc}") from None
-        server = Server(listener, driver, handler, self.addr, int(port), limit)
+        server = Server(listener, driver, handler, addrs, int(port), limit)
         self._servers.append(server)
         return server
+
+    def _listen_family(self, host: str | None) -> tuple[int | None, tuple[str, ...]]:
+        """``start_server``'s ``host`` as a listener family and the addresses served."""
+        if host in (None, "", "::"):
+            return None, self.addrs
+        wanted = 4 if host == "0.0.0.0" else 0
+        if not wanted:
+            try:
+                canonical = ns.parse_ip(host, "listen address")
+            except UsageError:
+                canonical = ""
+            if canonical in self.addrs:
+                wanted = 6 if ":" in canonical else 4
+        served = tuple(a for a in self.addrs if (6 if ":" in a else 4) == wanted)
+        if not served:
+            raise UsageError(f"cannot listen on {host}: this stack's addresses are "
+                             f"{', '.join(self.addrs)} (or use :: for all)")
+        return wanted, served
 
     # -- introspection -------------------------------------------------------
 

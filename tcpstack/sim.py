@@ -128,15 +128,20 @@ class Simulator:
         self._stalled = 0  # steps since the clock last moved
 
     # Building the world ---------------------------------------------------
-    def add_stack(self, addr: str, config: StackConfig | None = None) -> StackCore:
-        """A new stack at ``addr``; its ISN secret derives from the simulator's seed."""
-        if addr in self.stacks:
-            raise ValueError(f"a stack already has address {addr}")
+    def add_stack(self, addr: str | tuple[str, ...],
+                  config: StackConfig | None = None) -> StackCore:
+        """A new stack at ``addr`` (or a dual stack at a tuple of an IPv4 and an
+        IPv6 address); its ISN secret derives from the simulator's seed."""
+        addrs = (addr,) if isinstance(addr, str) else tuple(addr)
+        for one in addrs:
+            if one in self.stacks:
+                raise ValueError(f"a stack already has address {one}")
         if config is None:
-            secret = hashlib.sha256(f"tcpstack-sim|{self.seed}|{addr}".encode()).digest()[:16]
+            secret = hashlib.sha256(f"tcpstack-sim|{self.seed}|{addrs[0]}".encode()).digest()[:16]
             config = StackConfig(isn_secret=secret, mtu=self.mtu)
         stack = StackCore(local_addr=addr, config=config, tracer=self.events.append)
-        self.stacks[addr] = stack
+        for one in addrs:
+            self.stacks[one] = stack
         return stack
 
     def set_faults(self, src: str, dst: str, spec: FaultSpec | None) -> FaultInjector | None:
@@ -283,7 +288,7 @@ class Simulator:
 
     def _collect(self) -> None:
         """Move every segment the stacks emitted onto the wire."""
-        for stack in self.stacks.values():
+        for stack in dict.fromkeys(self.stacks.values()):   # a dual stack is there twice
             for src, dst, seg in stack.take_output():
                 self._transmit(src, dst, seg)
             stack.take_changed()

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sequential connect+close cycles (2000)")
     parser.add_argument("--idle-conns", type=positive_int, metavar="N",
                         help="concurrent idle connections (10000)")
+    parser.add_argument("--ipv6", action="store_true",
+                        help="both sides over IPv6: tcpstack's TUN fd00:7::2 <-> fd00:7::1, "
+                        "the kernel baseline fd00:8::1 <-> fd00:8::2 (default IPv4)")
     parser.add_argument("--no-offload", action="store_true",
                         help="run tcpstack's TUN without virtio-net offloads (TSO/checksum)")
     parser.add_argument("--kernel-cc", metavar="NAME",
@@ -81,7 +84,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     connect_count=pick("connect_count", 2000),
                     idle_conns=pick("idle_conns", 10000),
                     idle_hold=QUICK["idle_hold"] if args.quick else 2.0,
-                    no_offload=args.no_offload, timeout=args.timeout)
+                    no_offload=args.no_offload, timeout=args.timeout, ipv6=args.ipv6)
 
 
 def _log(message: str) -> None:
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.only or list(WORKLOADS_BY_NAME)
     samples: dict[str, dict[str, list[float]]] = {}
     errors: list[str] = []
-    network = BenchNetwork()
+    network = BenchNetwork(ipv6=settings.ipv6)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     bench = Bench(network, settings)
     kernel_cc = "unknown"
@@ -133,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         "config": {"runs": args.runs, "workloads": names,
                    "offload": bench.notes["offload"],
                    "no_offload_requested": settings.no_offload, "quick": args.quick,
+                   "ip_version": 6 if settings.ipv6 else 4,
                    "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,
                    "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
                    "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,

@@ -96,9 +96,12 @@ def send_all(sock: socket.socket, total: int, seed: int) -> int:
 # -- servers -----------------------------------------------------------------
 
 def listen(port: int) -> socket.socket:
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # "::" without IPV6_V6ONLY: both families; the namespace's address may
+    # appear later (TUN).
+    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", port))       # the namespace's address may appear later (TUN)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", port))
     server.listen(LISTEN_BACKLOG)
     print("ready", flush=True)
     return server

@@ -2,10 +2,11 @@
 
 ::
 
-    <prefix>-t   TUN namespace: tcpstack's TUN (kernel end 10.7.0.1/24, stack 10.7.0.2)
-                 and the kernel peer serving tcpstack
-    <prefix>-a   kernel client, veth end 10.8.0.1/24  ─┐ veth pair
-    <prefix>-b   kernel server, veth end 10.8.0.2/24  ─┘
+    <prefix>-t   TUN namespace: tcpstack's TUN (kernel end 10.7.0.1/24, stack 10.7.0.2;
+                 with ``ipv6`` fd00:7::1/64 and fd00:7::2) and the kernel peer serving
+                 tcpstack
+    <prefix>-a   kernel client, veth end 10.8.0.1/24, fd00:8::1/64  ─┐ veth pair
+    <prefix>-b   kernel server, veth end 10.8.0.2/24, fd00:8::2/64  ─┘
 
 The kernel-to-kernel baseline runs the same peer program between ``-a`` and
 ``-b``; nothing touches the root namespace. Loss for the baseline comes from
@@ -26,8 +27,10 @@ TUN_NAME = "tcpsb0"
 TUN_KERNEL_ADDR = "10.7.0.1"
 TUN_PREFIX = 24
 STACK_ADDR = "10.7.0.2"
+TUN_KERNEL_ADDR6, STACK_ADDR6, TUN_PREFIX6 = "fd00:7::1", "fd00:7::2", 64
 VETH_A, VETH_B = "tcpsb-a", "tcpsb-b"
 VETH_A_ADDR, VETH_B_ADDR = "10.8.0.1", "10.8.0.2"
+VETH_A_ADDR6, VETH_B_ADDR6 = "fd00:8::1", "fd00:8::2"
 NFT_TABLE = "tcpstack_bench_loss"
 SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
 
@@ -36,6 +39,7 @@ SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
 class BenchNetwork:
     prefix: str = field(default_factory=lambda: f"tcpsb-{secrets.token_hex(3)}")
     created: list[str] = field(default_factory=list)
+    ipv6: bool = False        # both sides over IPv6 (the veth carries both families anyway)
 
     @property
     def tun_ns(self) -> str:
@@ -50,10 +54,22 @@ class BenchNetwork:
         return f"{self.prefix}-b"
 
     tun_name = TUN_NAME
-    stack_addr = STACK_ADDR
-    tun_kernel_addr = TUN_KERNEL_ADDR
-    tun_cidr = f"{TUN_KERNEL_ADDR}/{TUN_PREFIX}"
-    veth_server_addr = VETH_B_ADDR
+
+    @property
+    def stack_addr(self) -> str:
+        return STACK_ADDR6 if self.ipv6 else STACK_ADDR
+
+    @property
+    def tun_kernel_addr(self) -> str:
+        return TUN_KERNEL_ADDR6 if self.ipv6 else TUN_KERNEL_ADDR
+
+    @property
+    def tun_cidr(self) -> str:
+        return f"{self.tun_kernel_addr}/{TUN_PREFIX6 if self.ipv6 else TUN_PREFIX}"
+
+    @property
+    def veth_server_addr(self) -> str:
+        return VETH_B_ADDR6 if self.ipv6 else VETH_B_ADDR
 
     def create(self) -> None:
         """Create the three namespaces and the veth pair; undo everything on failure."""
@@ -62,7 +78,7 @@ class BenchNetwork:
                 ns.create_netns(name)
                 self.created.append(name)
             ns.run_in_netns(self.client_ns, _make_veth, self.server_ns)
-            ns.run_in_netns(self.server_ns, _configure, VETH_B, VETH_B_ADDR)
+            ns.run_in_netns(self.server_ns, _configure, VETH_B, VETH_B_ADDR, VETH_B_ADDR6)
         except BaseException:
             self.remove()
             raise
@@ -186,7 +202,7 @@ def _make_veth(peer_netns: str) -> None:
     with IPRoute() as ipr:
         ipr.link("add", ifname=VETH_A, kind="veth",
                  peer={"ifname": VETH_B, "net_ns_fd": peer_netns})
-    _configure(VETH_A, VETH_A_ADDR)
+    _configure(VETH_A, VETH_A_ADDR, VETH_A_ADDR6)
 
 
 def _set_segmentation_offload(ifname: str, enabled: bool) -> None:
@@ -204,7 +220,8 @@ def _set_segmentation_offload(ifname: str, enabled: bool) -> None:
         ethtool.close()
 
 
-def _configure(ifname: str, address: str) -> None:
+def _configure(ifname: str, address: str, address6: str) -> None:
     import ipaddress
 
-    ns.configure_interface(ifname, ipaddress.IPv4Interface(f"{address}/24"), None)
+    ns.configure_interface(ifname, [ipaddress.IPv4Interface(f"{address}/24"),
+                                    ipaddress.IPv6Interface(f"{address6}/64")], None)

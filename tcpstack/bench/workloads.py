@@ -33,6 +33,7 @@ class Settings:
     idle_hold: float
     no_offload: bool
     timeout: float | None         # per program; None: derived from the workload's size
+    ipv6: bool = False            # both sides over IPv6 (BenchNetwork.ipv6)
 
 
 @dataclass(frozen=True)

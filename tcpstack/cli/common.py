@@ -29,7 +29,14 @@ from tcpstack.core.config import MTU_PROBING
 from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.core.errors import TcpUnreachable
 from tcpstack.errors import UserError
-from tcpstack.runtime.network import DEFAULT_ADDR, DEFAULT_NETNS, DEFAULT_TUN, DEFAULT_TUN_ADDR
+from tcpstack.runtime.network import (
+    DEFAULT_ADDR,
+    DEFAULT_ADDR6,
+    DEFAULT_NETNS,
+    DEFAULT_TUN,
+    DEFAULT_TUN_ADDR,
+    DEFAULT_TUN_ADDR6,
+)
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -128,11 +135,13 @@ def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) 
                           f"deleted at exit (default {DEFAULT_NETNS})")
     net.add_argument("--tun", default=DEFAULT_TUN, metavar="NAME",
                      help=f"TUN interface, created if missing (default {DEFAULT_TUN})")
-    net.add_argument("--addr", default=DEFAULT_ADDR, metavar="IP",
-                     help=f"the stack's own IPv4 address (default {DEFAULT_ADDR})")
-    net.add_argument("--tun-addr", default=DEFAULT_TUN_ADDR, metavar="IP/LEN",
-                     help="the kernel side's address on the TUN; left alone if already "
-                          f"there (default {DEFAULT_TUN_ADDR})")
+    net.add_argument("--addr", action="append", metavar="IP",
+                     help="the stack's own address, IPv4 or IPv6; once per family "
+                          f"(default {DEFAULT_ADDR} and {DEFAULT_ADDR6})")
+    net.add_argument("--tun-addr", action="append", metavar="IP/LEN",
+                     help="the kernel side's address on the TUN, once per family, for the "
+                          "families of --addr; left alone if already there "
+                          f"(default {DEFAULT_TUN_ADDR} and {DEFAULT_TUN_ADDR6})")
     if not traffic:
         return
     net.add_argument("--no-offload", action="store_true",

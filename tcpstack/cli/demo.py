@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--sim", action="store_true",
                    help="run on the simulator (virtual time, both ends tcpstack)")
     p.add_argument("--pcap", metavar="FILE", help="save the packets as a pcap file")
+    p.add_argument("--ipv6", action="store_true",
+                   help="run the scenario over IPv6 (fd00:7::2 <-> fd00:7::1) against the kernel")
     p.add_argument("--svg", metavar="FILE", help="save the diagram as a standalone SVG")
     p.add_argument("--html", metavar="FILE",
                    help="save the diagram as a self-contained HTML page")
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if use_sim and not scenario.sim:
         raise UsageError(f"scenario {scenario.name!r} runs only against the kernel "
                          f"(drop --sim)")
+    if use_sim and args.ipv6:
+        raise UsageError(f"--ipv6 runs against the kernel; scenario {scenario.name!r} "
+                         "runs on the simulator")
     if use_sim and args.fault is not None:
         raise UsageError("--fault applies to runs against the kernel; the simulated "
                          "scenarios script their own losses")
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         if os.geteuid() != 0:
             raise UserError("tcpstack demo needs root to create a network namespace and a "
                             "TUN device (or run: tcpstack demo --sim)")
-        ladder = run_kernel(scenario, netns=args.netns, pcap=args.pcap, fault=args.fault)
+        ladder = run_kernel(scenario, netns=args.netns, pcap=args.pcap, fault=args.fault,
+                            ipv6=args.ipv6)
     if args.pcap:
         print(f"wrote {args.pcap}", file=sys.stderr)
     show(ladder, absolute=args.absolute or scenario.absolute, no_color=args.no_color,

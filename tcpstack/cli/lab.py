@@ -42,17 +42,21 @@ def _up(setup: NetworkSetup) -> int:
         ns.create_netns(setup.netns)
         created = True
     try:
-        link = open_tun(setup.netns, setup.tun, setup.tun_addr, setup.mtu, persist=True)
+        link = open_tun(setup.netns, setup.tun, list(setup.interfaces().values()), setup.mtu,
+                        persist=True)
     except BaseException:
         if created:
             ns.remove_netns(setup.netns)
         raise
     link.close()               # persistent: the device stays without us
     name, dev = setup.netns, setup.tun
-    print(f"lab up: namespace {name}, {dev} {setup.tun_addr} (kernel side); "
-          f"the stack uses {setup.addr}", file=sys.stderr)
+    kernel = " ".join(str(i) for i in setup.interfaces().values())
+    addrs = setup.addresses()
+    print(f"lab up: namespace {name}, {dev} {kernel} (kernel side); "
+          f"the stack uses {' '.join(addrs.values())}", file=sys.stderr)
+    first = next(iter(addrs.values()))
     print(f"  try:  tcpstack listen 7 --echo --netns {name} --tun {dev}\n"
-          f"  then: ip netns exec {name} nc {setup.addr} 7\n"
+          f"  then: ip netns exec {name} nc {'-6 ' if ':' in first else ''}{first} 7\n"
           f"  undo: tcpstack lab down --netns {name} --tun {dev}", file=sys.stderr)
     return 0
 

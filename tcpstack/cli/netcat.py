@@ -17,6 +17,7 @@ from typing import Any
 from tcpstack.cli import common
 from tcpstack.errors import UserError, one_line_errors
 from tcpstack.runtime.streams import TcpStreamReader
+from tcpstack.wire.addr import endpoint_text
 
 CHUNK = 64 * 1024
 PATTERN = bytes(range(256)) * 256          # --source's fixed 64 KiB pattern
@@ -148,7 +149,7 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
             server.close()                  # stop accepting: this is the one
         peer = writer.get_extra_info("peername")
         if args.verbose:
-            print(f"connection from {peer[0]}:{peer[1]}", file=sys.stderr, flush=True)
+            print(f"connection from {endpoint_text(peer[0], peer[1])}", file=sys.stderr, flush=True)
         try:
             if args.echo:
                 await _serve_echo(reader, writer)
@@ -161,18 +162,19 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
                 async with copy_lock:       # one connection at a time, like nc -l
                     await _serve_copy(reader, writer, stdin)
         except ConnectionError as exc:
-            print(f"tcpstack: {peer[0]}:{peer[1]}: {common.describe_connection_error(exc)}",
-                  file=sys.stderr, flush=True)
+            print(f"tcpstack: {endpoint_text(peer[0], peer[1])}: "
+                  f"{common.describe_connection_error(exc)}", file=sys.stderr, flush=True)
             writer.abort()
         finally:
             if args.verbose:
-                print(f"connection from {peer[0]}:{peer[1]} closed", file=sys.stderr,
+                print(f"connection from {endpoint_text(peer[0], peer[1])} closed", file=sys.stderr,
                       flush=True)
             if args.once and not done.done():
                 done.set_result(None)
 
     server = await stack.start_server(handler, args.port, **common.connection_options(args))
-    print(f"listening on {stack.addr}:{args.port}", file=sys.stderr, flush=True)
+    where = " and ".join(endpoint_text(a, args.port) for a in stack.addrs)
+    print(f"listening on {where}", file=sys.stderr, flush=True)
     if args.once:
         await done
     else:
@@ -237,9 +239,16 @@ async def _serve_copy(reader: TcpStreamReader, writer: Any, stdin: StdinSource) 
 # -- connect ----------------------------------------------------------------------
 
 def _connect_command(args: argparse.Namespace) -> int:
-    from tcpstack.link.netns import parse_ipv4
+    from tcpstack.errors import UsageError
+    from tcpstack.link.netns import parse_ip
+    from tcpstack.runtime.network import NetworkSetup
 
-    args.host = parse_ipv4(args.host, "host address")
+    args.host = parse_ip(args.host, "host address")
+    family = 6 if ":" in args.host else 4
+    ours = NetworkSetup(addr=args.addr, tun_addr=args.tun_addr).addresses()
+    if family not in ours:
+        raise UsageError(f"cannot reach {args.host}: no IPv{family} address on this stack "
+                         f"(it has {', '.join(ours.values())}; give one with --addr)")
     return common.run_stack_command(args, _connect)
 
 
@@ -249,12 +258,12 @@ async def _connect(stack: Any, args: argparse.Namespace) -> int:
             args.host, args.port, local_port=args.local_port,
             **common.connection_options(args))
     except ConnectionError as exc:
-        raise UserError(f"connect to {args.host}:{args.port} failed: "
+        raise UserError(f"connect to {endpoint_text(args.host, args.port)} failed: "
                         f"{common.describe_connection_error(exc)}") from None
     if args.verbose:
         local = writer.get_extra_info("sockname")
-        print(f"connected {local[0]}:{local[1]} -> {args.host}:{args.port}",
-              file=sys.stderr, flush=True)
+        print(f"connected {endpoint_text(local[0], local[1])} -> "
+              f"{endpoint_text(args.host, args.port)}", file=sys.stderr, flush=True)
     stdin = StdinSource()
     sending = asyncio.create_task(copy_stdin_to(stdin, writer))
     try:

@@ -61,6 +61,7 @@ from tcpstack.core.timers import (
     TimerTable,
 )
 from tcpstack.seq import Seq, seq_diff
+from tcpstack.wire.addr import endpoint_text
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions"]
@@ -116,7 +117,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
         self._ctx = ctx
         self._cfg = cfg
         self.options = opts
-        self.local: tuple[str, int] = (ctx.local_addr, local_port)
+        # The stack's address of the peer's family (StackCore checked it has one).
+        self.local: tuple[str, int] = (ctx.local_for(remote_addr) or ctx.local_addr, local_port)
         self.remote: tuple[str, int] = (remote_addr, remote_port)
         self.passive = passive             # opened by a listener (RFC 9293 §3.10.7.2)
         self.syncookie = False             # built from a SYN cookie's ACK (RFC 4987 §3.6)
@@ -158,7 +160,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
 
         # Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018): what we offer, then what
         # the handshake agreed (options.negotiate).
-        self._our_options = ours = our_offer(opts, cfg.mtu)
+        self._our_options = ours = our_offer(opts, cfg.mtu, ":" in remote_addr)
         self._adv_mss: int = ours.mss            # type: ignore[assignment]
         self.mss = DEFAULT_MSS           # effective send MSS (payload bytes per segment)
         self._mss_cap = DEFAULT_MSS      # the MSS the handshake agreed (options deducted)
@@ -225,7 +227,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
-        return (f"<Connection {self.local[0]}:{self.local[1]} <> {self.remote[0]}:{self.remote[1]}"
+        return (f"<Connection {endpoint_text(*self.local)} <> {endpoint_text(*self.remote)}"
                 f" {self.state}>")
 
     @property
@@ -499,7 +501,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
 
     def _apply_syn_options(self, peer: TcpOptions, now: float) -> None:
         """Adopt what our offer and the peer's SYN agree on (``options.negotiate``)."""
-        agreed = negotiate(self._our_options, peer)
+        agreed = negotiate(self._our_options, peer, ":" in self.remote[0])
         self._ws_ok = agreed.window_scale
         self._snd_wscale = agreed.snd_wscale
         self._rcv_wscale = agreed.rcv_wscale

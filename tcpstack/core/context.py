@@ -42,11 +42,20 @@ class StackContext:
     __slots__ = (
         "_challenge_budget", "_challenge_second", "_held", "_key", "_last_ack", "_out",
         "_rst_count", "_rst_second", "changed", "coalesce_acks", "config", "counters",
-        "local_addr", "pmtu", "rcv_mem", "time_wait", "timers", "tracer",
+        "local_addr", "local_addr4", "local_addr6", "pmtu", "rcv_mem", "time_wait", "timers",
+        "tracer",
     )
 
-    def __init__(self, local_addr: str, config: StackConfig, tracer: Tracer | None) -> None:
-        self.local_addr = local_addr
+    def __init__(self, local_addr: str | tuple[str, ...], config: StackConfig,
+                 tracer: Tracer | None) -> None:
+        addrs = (local_addr,) if isinstance(local_addr, str) else tuple(local_addr)
+        v4 = [a for a in addrs if ":" not in a]
+        v6 = [a for a in addrs if ":" in a]
+        if not addrs or len(v4) > 1 or len(v6) > 1:
+            raise ValueError(f"one address per family, at least one: {addrs!r}")
+        self.local_addr = addrs[0]          # the first given: the stack's name for itself
+        self.local_addr4: str | None = v4[0] if v4 else None
+        self.local_addr6: str | None = v6[0] if v6 else None
         self.config = config
         self.tracer = tracer
         self.counters: dict[str, int] = {}
@@ -67,6 +76,11 @@ class StackContext:
         self._challenge_budget = 0
         self._rst_second = -1
         self._rst_count = 0
+
+    def local_for(self, remote_addr: str) -> str | None:
+        """This stack's address of ``remote_addr``'s family (IPv6 text has a
+        colon), or None when the stack has none of that family."""
+        return self.local_addr6 if ":" in remote_addr else self.local_addr4
 
     # ---------------------------------------------------------------- counting
     def count(self, name: str, n: int = 1) -> None:
@@ -132,7 +146,7 @@ class StackContext:
                             held[k] = None
                         c["acks_coalesced"] = c.get("acks_coalesced", 0) + 1
             self._last_ack[key] = (len(out), len(held) if held is not None else 0)
-        out.append((self.local_addr, remote[0], seg))
+        out.append((local[0], remote[0], seg))
         if tracer is not None:
             self.trace(TraceEvent(now, EventKind.SEGMENT_OUT, local, remote, segment=seg))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tcpstack.core.state import State
+from tcpstack.wire.addr import endpoint_text
 from tcpstack.wire.tcp import TcpSegment
 
 Endpoint = tuple[str, int]
@@ -50,9 +51,9 @@ class TraceEvent:
     reason: str = ""                    # DROP reason, or a note (e.g. "probe 3/9")
 
     def __str__(self) -> str:
-        where = f"{self.local[0]}:{self.local[1]}" if self.local else "-"
+        where = endpoint_text(*self.local) if self.local else "-"
         if self.remote:
-            where += f" <> {self.remote[0]}:{self.remote[1]}"
+            where += f" <> {endpoint_text(*self.remote)}"
         if self.kind is EventKind.STATE:
             what = f"{self.old_state} -> {self.new_state}"
         elif self.kind is EventKind.TIMER:

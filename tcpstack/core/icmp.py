@@ -7,7 +7,8 @@ SND.UNA..SND.NXT) before it calls ``icmp_error``.
 
 - Packet Too Big / fragmentation needed (RFC 1191, RFC 8201): the path MTU
   falls to the reported next-hop MTU (the RFC 1191 §7 plateau below the
-  current one when the router gives none; never below ``min_pmtu``), the
+  current one when the router gives none; never below ``min_pmtu``, nor over
+  IPv6 below 1280), the
   send MSS follows, and what is in flight was too big to arrive: it goes again
   at once at the new size (Linux ``tcp_simple_retransmit``). That is not a
   congestion signal (RFC 1191 §6.5 "not ... a loss"): cwnd stays. The
@@ -37,6 +38,7 @@ from tcpstack.core.errors import (
     TcpUnreachable,
 )
 from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.core.options import IPV4_OVERHEAD, IPV6_MIN_MTU, IPV6_OVERHEAD
 from tcpstack.core.pmtu import plateau_below
 from tcpstack.core.recovery import RecoveryState
 from tcpstack.core.state import State
@@ -47,7 +49,6 @@ from tcpstack.wire.tcp import ACK
 
 __all__ = ["IcmpSide", "connection_error"]
 
-IPV4_TCP_HEADERS = 40          # IPv4 + TCP headers without options
 TS_OPTION_ROOM = 12            # the timestamps option every segment carries once agreed
 MTU_PROBE_THRESHOLD = 8        # Linux tcp_probe_threshold: the search stops this close
 
@@ -100,7 +101,9 @@ class IcmpSide:
 
     # ------------------------------------------------------------ path MTU
     def _header_room(self) -> int:
-        return IPV4_TCP_HEADERS + (TS_OPTION_ROOM if self._ts_ok else 0)
+        """IP and TCP headers of every segment: 40 bytes over IPv4, 60 over IPv6."""
+        headers = IPV6_OVERHEAD if ":" in self.remote[0] else IPV4_OVERHEAD
+        return headers + (TS_OPTION_ROOM if self._ts_ok else 0)
 
     def _effective_mtu(self) -> int:
         """The path MTU learned from ICMP, or the probed floor when that is lower."""
@@ -118,10 +121,13 @@ class IcmpSide:
         cfg = self._cfg
         current = self._pmtu
         mtu = err.mtu if err.mtu else plateau_below(current)
-        if mtu < cfg.min_pmtu:
-            # RFC 1191 §3 / Linux ip_rt_min_pmtu: a report this low is not believed.
+        # RFC 1191 §3 / Linux ip_rt_min_pmtu: a report this low is not believed.
+        # Over IPv6 never below the 1280 every link carries (RFC 8201 §4, RFC 8200
+        # §5; RFC 8021: no atomic fragments instead, as Linux since 4.x).
+        floor = max(cfg.min_pmtu, IPV6_MIN_MTU) if ":" in self.remote[0] else cfg.min_pmtu
+        if mtu < floor:
             ctx.count("icmp_pmtu_below_minimum")
-            mtu = cfg.min_pmtu
+            mtu = floor
         if mtu >= current:
             ctx.count("icmp_pmtu_not_lower")
             return

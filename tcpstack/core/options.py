@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from tcpstack.core.config import ConnectionOptions
 from tcpstack.wire.tcp import TcpOptions
 
-__all__ = ["DEFAULT_MSS", "MAX_WSCALE", "Negotiated", "negotiate", "our_offer",
-           "receive_wscale", "syn_options", "tsval_at"]
+__all__ = ["DEFAULT_MSS", "DEFAULT_MSS6", "MAX_WSCALE", "Negotiated", "default_mss", "mtu_mss",
+           "negotiate", "our_offer", "receive_wscale", "syn_options", "tsval_at"]
 
 DEFAULT_MSS = 536              # RFC 9293 §3.7.1: assume 536 when the peer sends no MSS
+DEFAULT_MSS6 = 1220            # ... and 1220 over IPv6 (the 1280-byte minimum MTU - 60)
+IPV4_OVERHEAD = 40             # IPv4 + TCP fixed headers: MSS = MTU - 40 (RFC 9293 §3.7.1)
+IPV6_OVERHEAD = 60             # IPv6 (RFC 8200 §3, 40 bytes) + TCP: MSS = MTU - 60
+IPV6_MIN_MTU = 1280            # RFC 8200 §5: every IPv6 link carries 1280 bytes
 TS_OPTION_LEN = 12             # RFC 7323 Appendix A: NOP NOP TS(10)
 MAX_WSCALE = 14                # RFC 7323 §2.3
 MIN_MSS = 64                   # never below this, whatever the peer says
@@ -39,12 +43,26 @@ def receive_wscale(recv_buffer: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def our_offer(options: ConnectionOptions, mtu: int) -> TcpOptions:
+def default_mss(ipv6: bool) -> int:
+    """The MSS to assume when the peer's SYN has no MSS option (RFC 9293 §3.7.1)."""
+    return DEFAULT_MSS6 if ipv6 else DEFAULT_MSS
+
+
+def mtu_mss(mtu: int, ipv6: bool) -> int:
+    """The largest MSS an ``mtu``-byte link carries: MTU - 40 for IPv4, MTU - 60
+    for IPv6 (with the MTU never below IPv6's 1280-byte minimum, RFC 8200 §5)."""
+    if ipv6:
+        return max(mtu, IPV6_MIN_MTU) - IPV6_OVERHEAD
+    return mtu - IPV4_OVERHEAD
+
+
+def our_offer(options: ConnectionOptions, mtu: int, ipv6: bool = False) -> TcpOptions:
     """What our SYN or SYN-ACK offers, from the connection's options and the MTU
     (timestamps as a placeholder pair: ``syn_options`` fills them in)."""
     wscale = receive_wscale(options.recv_buffer) if options.window_scale else None
     # The MSS to advertise: the option's, but never beyond what the MTU carries.
-    mss = min(options.mss, mtu - 40) if options.mss else mtu - 40
+    largest = mtu_mss(mtu, ipv6)
+    mss = min(options.mss, largest) if options.mss else largest
     return TcpOptions(mss=mss, wscale=wscale,
                       sack_permitted=options.sack,
                       timestamps=(0, 0) if options.timestamps else None)
@@ -71,13 +89,14 @@ def syn_options(ours: TcpOptions, tsval: int, reply_to: TcpOptions | None) -> Tc
                       timestamps=ts)
 
 
-def negotiate(ours: TcpOptions, peer_syn: TcpOptions) -> Negotiated:
+def negotiate(ours: TcpOptions, peer_syn: TcpOptions, ipv6: bool = False) -> Negotiated:
     """The result of our offer (``ours``: the options our SYN carries or would
     carry, timestamps as any pair) meeting the peer's SYN options."""
     window_scale = ours.wscale is not None and peer_syn.wscale is not None
     timestamps = ours.timestamps is not None and peer_syn.timestamps is not None
-    ours_mss = ours.mss or DEFAULT_MSS
-    mss = min(peer_syn.mss if peer_syn.mss else DEFAULT_MSS, ours_mss)
+    fallback = default_mss(ipv6)
+    ours_mss = ours.mss or fallback
+    mss = min(peer_syn.mss if peer_syn.mss else fallback, ours_mss)
     option_room = TS_OPTION_LEN if timestamps else 0   # every segment carries the option
     # A floor against a peer that claims a tiny MSS, but never above what our
     # own MTU allows (RFC 879: a 68-byte IPv4 MTU is an MSS of 28).

@@ -23,7 +23,7 @@ from tcpstack.core.errors import (
 )
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.core.isn import IsnGenerator, port_offset
-from tcpstack.core.options import our_offer, syn_options, tsval_at
+from tcpstack.core.options import default_mss, our_offer, syn_options, tsval_at
 from tcpstack.core.state import State
 from tcpstack.core.syncookies import (
     COUNTER_SECONDS,
@@ -48,9 +48,10 @@ class Listener:
     """A passive OPEN on one port: SYN queue, accept queue and backlog."""
 
     def __init__(self, stack: StackCore, port: int, backlog: int,
-                 options: ConnectionOptions | None) -> None:
+                 options: ConnectionOptions | None, family: int | None = None) -> None:
         self._stack = stack
         self.port = port
+        self.family = family        # 4 or 6: that family only (IPV6_V6ONLY); None: both
         self.backlog = max(1, backlog)
         self.options = options
         self._syn_queue: set[Connection] = set()
@@ -82,6 +83,7 @@ class Listener:
         return {
             "state": str(self.state),
             "port": self.port,
+            "family": self.family,
             "backlog": self.backlog,
             "syn_queue": len(self._syn_queue),
             "accept_queue": len(self._accept_queue),
@@ -119,8 +121,9 @@ class _Context(StackContext):
 
     __slots__ = ("_stack",)
 
-    def __init__(self, stack: StackCore, tracer: Tracer | None) -> None:
-        super().__init__(stack.local_addr, stack.config, tracer)
+    def __init__(self, stack: StackCore, local_addr: str | tuple[str, ...],
+                 tracer: Tracer | None) -> None:
+        super().__init__(local_addr, stack.config, tracer)
         self._stack = stack
 
     def connection_established(self, conn: Connection) -> None:
@@ -135,13 +138,20 @@ def _key(conn: Connection) -> tuple[int, str, int]:
 
 
 class StackCore:
-    """All TCBs of one IPv4 address: the sans-IO protocol core."""
+    """All TCBs of one IPv4 address, one IPv6 address, or one of each (a dual
+    stack): the sans-IO protocol core.
 
-    def __init__(self, local_addr: str, config: StackConfig | None = None,
+    ``local_addr`` is one address or a tuple of at most one per family
+    (IPv6 as ``inet_ntop`` writes it, RFC 5952). A connection's local address
+    is the stack's address of its peer's family."""
+
+    def __init__(self, local_addr: str | tuple[str, ...], config: StackConfig | None = None,
                  tracer: Tracer | None = None) -> None:
-        self.local_addr = local_addr
         self.config = config or StackConfig()
-        self._ctx = ctx = _Context(self, tracer)
+        self._ctx = ctx = _Context(self, local_addr, tracer)
+        self.local_addr = ctx.local_addr
+        self.local_addrs: tuple[str, ...] = tuple(
+            a for a in (ctx.local_addr4, ctx.local_addr6) if a is not None)
         self.counters: dict[str, int] = ctx.counters
         self._isn = IsnGenerator(self.config.isn_secret)
         self._conns: dict[tuple[int, str, int], Connection] = {}
@@ -151,13 +161,17 @@ class StackCore:
         self._port_offsets: dict[tuple[str, int], int] = {}   # RFC 6056 F() per destination
 
     # ------------------------------------------------------------ public API
-    def listen(self, port: int, backlog: int = 128,
-               options: ConnectionOptions | None = None) -> Listener:
+    def listen(self, port: int, backlog: int = 128, options: ConnectionOptions | None = None,
+               family: int | None = None) -> Listener:
+        """A passive OPEN on ``port`` for both families (like a socket on ``::``
+        with IPV6_V6ONLY off), or for ``family`` 4 or 6 only."""
         if not 0 < port <= 65535:
             raise TcpInvalidArgument(f"port {port} is out of range 1-65535")
+        if family not in (None, 4, 6):
+            raise TcpInvalidArgument(f"address family {family}: 4, 6 or None (both)")
         if port in self._listeners:
             raise TcpAddressInUse(f"port {port} is already listening")
-        listener = Listener(self, port, backlog, options)
+        listener = Listener(self, port, backlog, options, family)
         self._listeners[port] = listener
         return listener
 
@@ -169,6 +183,10 @@ class StackCore:
             raise TcpInvalidArgument(f"port {remote_port} is out of range 1-65535")
         if local_port is not None and not 0 < local_port <= 65535:
             raise TcpInvalidArgument(f"local port {local_port} is out of range 1-65535")
+        local_addr = self._ctx.local_for(remote_addr)
+        if local_addr is None:
+            family = "IPv6" if ":" in remote_addr else "IPv4"
+            raise TcpInvalidArgument(f"no {family} address on this stack to reach {remote_addr}")
         if len(self._conns) >= self.config.max_connections:
             self._ctx.count("max_connections_refused")
             raise TcpTooManyConnections(f"{len(self._conns)} connections: the stack's limit "
@@ -176,9 +194,9 @@ class StackCore:
         if local_port is None:
             local_port = self._ephemeral_port(remote_addr, remote_port)
         elif (local_port, remote_addr, remote_port) in self._conns:
-            raise TcpAddressInUse(f"{self.local_addr}:{local_port} -> {remote_addr}:"
+            raise TcpAddressInUse(f"{local_addr}:{local_port} -> {remote_addr}:"
                                   f"{remote_port} is already in use")
-        iss = self._isn.isn(self.local_addr, local_port, remote_addr, remote_port, now)
+        iss = self._isn.isn(local_addr, local_port, remote_addr, remote_port, now)
         conn = self._new_connection(local_port, remote_addr, remote_port, options, now, iss,
                                     passive=False)
         self._ctx.count("active_opens")
@@ -190,7 +208,7 @@ class StackCore:
 
     def connection(self, local: tuple[str, int], remote: tuple[str, int]) -> Connection | None:
         """The connection with this 4-tuple (``local`` is this stack's address), or None."""
-        if local[0] != self.local_addr:
+        if local[0] != self._ctx.local_for(remote[0]):
             return None
         return self._conns.get((local[1], remote[0], remote[1]))
 
@@ -238,7 +256,7 @@ class StackCore:
         if ctx.tracer is not None:
             ctx.trace(TraceEvent(now, EventKind.SEGMENT_IN, (dst_addr, seg.dst_port),
                                  (src_addr, seg.src_port), segment=seg))
-        if dst_addr != self.local_addr:
+        if dst_addr != ctx.local_for(src_addr):
             ctx.drop((dst_addr, seg.dst_port), (src_addr, seg.src_port), seg,
                      "wrong-address", now)
             return
@@ -249,7 +267,7 @@ class StackCore:
         if conn is not None:
             if (conn.state is State.TIME_WAIT and seg.flags & (SYN | ACK | RST) == SYN
                     and conn.accepts_new_incarnation(seg)):
-                listener = self._listeners.get(seg.dst_port)
+                listener = self._listener_for(seg.dst_port, src_addr)
                 if listener is not None:
                     # RFC 1122 4.2.2.13 / RFC 6191: a new SYN reopens TIME-WAIT; the new
                     # ISS lies above everything the old incarnation sent.
@@ -259,11 +277,18 @@ class StackCore:
                     return
             conn.segment_arrives(seg, now)
             return
-        listener = self._listeners.get(seg.dst_port)
+        listener = self._listener_for(seg.dst_port, src_addr)
         if listener is not None:
             self._listen_input(listener, src_addr, seg, now)
             return
         self._closed_input(src_addr, seg, now)
+
+    def _listener_for(self, port: int, src_addr: str) -> Listener | None:
+        """The listener on ``port`` that takes a SYN from ``src_addr``'s family."""
+        listener = self._listeners.get(port)
+        if listener is None or listener.family is None:
+            return listener
+        return listener if listener.family == (6 if ":" in src_addr else 4) else None
 
     def icmp_error(self, err: IcmpError, now: float) -> None:
         """One ICMP (or ICMPv6) error about a segment of ours (RFC 1122 §3.2.2,
@@ -278,7 +303,7 @@ class StackCore:
             ctx.trace(TraceEvent(now, EventKind.ICMP, local, remote,
                                  reason=f"ICMP {err.kind.value}{mtu} from {err.reporter}, "
                                         f"quoting seq {int(err.seq)}"))
-        if err.src != self.local_addr:
+        if err.src != ctx.local_for(err.dst):
             ctx.count("icmp_wrong_address")
             return
         conn = self._conns.get((err.src_port, err.dst, err.dst_port))
@@ -295,7 +320,7 @@ class StackCore:
 
     def _closed_input(self, src_addr: str, seg: TcpSegment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no TCB and no listener."""
-        local, remote = (self.local_addr, seg.dst_port), (src_addr, seg.src_port)
+        local, remote = (self._local_for(src_addr), seg.dst_port), (src_addr, seg.src_port)
         if seg.flags & RST:
             self._ctx.drop(local, remote, seg, "rst-no-socket", now)   # never answer a RST
             return
@@ -315,7 +340,8 @@ class StackCore:
         """RFC 9293 §3.10.7.2 LISTEN STATE."""
         ctx = self._ctx
         flags = seg.flags
-        local, remote = (self.local_addr, seg.dst_port), (src_addr, seg.src_port)
+        local_addr = self._local_for(src_addr)
+        local, remote = (local_addr, seg.dst_port), (src_addr, seg.src_port)
         if flags & RST:
             ctx.drop(local, remote, seg, "rst-to-listener", now)   # first: ignore RST
             return
@@ -351,7 +377,7 @@ class StackCore:
                 ctx.drop(local, remote, seg, "syn-queue-full", now)
             return
         if iss is None:
-            iss = self._isn.isn(self.local_addr, seg.dst_port, src_addr, seg.src_port, now)
+            iss = self._isn.isn(local_addr, seg.dst_port, src_addr, seg.src_port, now)
         conn = self._new_connection(seg.dst_port, src_addr, seg.src_port, listener.options,
                                     now, iss, passive=True)
         self._listener_of[conn] = listener
@@ -364,7 +390,8 @@ class StackCore:
     def _new_connection(self, local_port: int, remote_addr: str, remote_port: int,
                         options: ConnectionOptions | None, now: float, iss: Seq,
                         passive: bool) -> Connection:
-        ts_offset = self._isn.ts_offset(self.local_addr, local_port, remote_addr, remote_port)
+        ts_offset = self._isn.ts_offset(self._local_for(remote_addr), local_port, remote_addr,
+                                        remote_port)
         conn = Connection(self._ctx, local_port, remote_addr, remote_port, options, now, iss,
                           passive=passive, ts_offset=ts_offset)
         self._conns[local_port, remote_addr, remote_port] = conn
@@ -376,10 +403,11 @@ class StackCore:
         """A SYN-ACK whose ISS is a cookie (core/syncookies.py); no state is kept."""
         ctx = self._ctx
         offered = seg.options
-        ours = our_offer(listener.connection_options, self.config.mtu)
-        tuple4 = (self.local_addr, seg.dst_port, src_addr, seg.src_port)
+        ipv6 = ":" in src_addr
+        ours = our_offer(listener.connection_options, self.config.mtu, ipv6)
+        tuple4 = (self._local_for(src_addr), seg.dst_port, src_addr, seg.src_port)
         iss = make_cookie(self.config.isn_secret, tuple4, seg.seq,
-                          offered.mss or 536, now)
+                          offered.mss or default_mss(ipv6), now)
         tsval = 0
         if ours.timestamps is not None and offered.timestamps is not None:
             offset = self._isn.ts_offset(*tuple4)
@@ -392,7 +420,7 @@ class StackCore:
         listener._last_cookie = now
         listener.syncookies_sent += 1
         ctx.count("syncookies_sent")
-        ctx.emit((self.local_addr, seg.dst_port), (src_addr, seg.src_port), synack, now)
+        ctx.emit((tuple4[0], seg.dst_port), (src_addr, seg.src_port), synack, now)
 
     def _cookie_ack(self, listener: Listener, src_addr: str, seg: TcpSegment,
                     now: float) -> bool:
@@ -401,7 +429,7 @@ class StackCore:
         last = listener._last_cookie
         if last is None or now - last > MAX_AGE * COUNTER_SECONDS or seg.flags & RST:
             return False                         # no cookie out recently: not ours
-        tuple4 = (self.local_addr, seg.dst_port, src_addr, seg.src_port)
+        tuple4 = (self._local_for(src_addr), seg.dst_port, src_addr, seg.src_port)
         mss = check_cookie(self.config.isn_secret, tuple4, (seg.seq - 1) & _MASK,
                            (seg.ack - 1) & _MASK, now)
         ctx = self._ctx
@@ -411,13 +439,13 @@ class StackCore:
             return False
         if (len(listener._accept_queue) >= listener.backlog
                 or len(self._conns) >= self.config.max_connections):
-            ctx.drop((self.local_addr, seg.dst_port), (src_addr, seg.src_port), seg,
+            ctx.drop((tuple4[0], seg.dst_port), (src_addr, seg.src_port), seg,
                      "listen-backlog-full", now)
             return True
         listener.syncookies_validated += 1
         ctx.count("syncookies_validated")
         ts = seg.options.timestamps
-        ours = our_offer(listener.connection_options, self.config.mtu)
+        ours = our_offer(listener.connection_options, self.config.mtu, ":" in src_addr)
         if ts is not None and ours.timestamps is not None:
             wscale, sack = decode_ts_options(ts[1])
             peer_syn = TcpOptions(mss=mss, wscale=wscale, sack_permitted=sack,
@@ -449,6 +477,10 @@ class StackCore:
             listener._syn_queue.discard(conn)
         self._ctx.changed.add(conn)
 
+    def _local_for(self, remote_addr: str) -> str:
+        """Our address facing ``remote_addr`` (its family was checked on the way in)."""
+        return self._ctx.local_for(remote_addr) or self.local_addr
+
     def _ephemeral_port(self, remote_addr: str, remote_port: int) -> int:
         """RFC 6056 §3.3.3 (Algorithm 3): hashed offset plus a counter."""
         lo, hi = self.config.ephemeral_ports
@@ -458,8 +490,8 @@ class StackCore:
         if offset is None:     # a keyed hash: worth keeping for the next connect
             if len(self._port_offsets) >= _PORT_OFFSETS_KEPT:
                 self._port_offsets.clear()
-            offset = port_offset(self.config.isn_secret, self.local_addr, remote_addr,
-                                 remote_port)
+            offset = port_offset(self.config.isn_secret, self._local_for(remote_addr),
+                                 remote_addr, remote_port)
             self._port_offsets[key] = offset
         for _ in range(count):
             port = lo + (self._next_ephemeral + offset) % count

@@ -46,13 +46,13 @@ from tcpstack.core.errors import (
     TcpConnectionReset,
     TcpTimeout,
 )
+from tcpstack.core.options import mtu_mss
 from tcpstack.core.stack import Connection, Listener, StackCore
 from tcpstack.core.state import State
 from tcpstack.drill.symbols import SYMBOLS
 from tcpstack.drill.target import BLOCK, CallHandle, Env, Flow, Outcome, Skip, _Block
 from tcpstack.wire.errors import Contradictory, WireError
-from tcpstack.wire.ipv4 import Ipv4Header
-from tcpstack.wire.packet import build_packet, parse_packet
+from tcpstack.wire.packet import IpHeader, build_packet, parse_packet
 from tcpstack.wire.tcp import TcpSegment
 
 ISN_SECRET = b"tcpstack drill core target!"
@@ -331,9 +331,10 @@ class CoreTarget:
         if len(args) != 3:
             raise _Unsupported("socket() takes 3 arguments")
         domain, kind, proto = args
-        if domain not in (..., S["AF_INET"]) or not isinstance(kind, int) or \
+        # packetdrill's --ip_version=ipv6 reads AF_INET in a script as AF_INET6.
+        if domain not in (..., S["AF_INET"], S["AF_INET6"]) or not isinstance(kind, int) or \
                 kind & 0xF != S["SOCK_STREAM"] or proto not in (0, S["IPPROTO_TCP"], ...):
-            raise _Unsupported("only IPv4 TCP sockets are supported")
+            raise _Unsupported("only TCP sockets (AF_INET, AF_INET6) are supported")
         fd = self._new_fd(expected)
         self._sockets[fd] = _Socket(fd, self._defaults,
                                     nonblock=bool(kind & S["SOCK_NONBLOCK"]))
@@ -621,7 +622,7 @@ class CoreTarget:
             value = int(opts.nodelay)
         elif level == S["SOL_TCP"] and name == S["TCP_MAXSEG"]:
             value = conn.mss if conn is not None and conn.state is not State.SYN_SENT else \
-                (opts.mss or self._env.mtu - 40)
+                (opts.mss or mtu_mss(self._env.mtu, self._env.ip_version == 6))
         elif level == S["SOL_TCP"] and name in (S["TCP_KEEPIDLE"], S["TCP_KEEPINTVL"],
                                                 S["TCP_KEEPCNT"]):
             index = {S["TCP_KEEPIDLE"]: 0, S["TCP_KEEPINTVL"]: 1, S["TCP_KEEPCNT"]: 2}[name]
@@ -681,10 +682,10 @@ class _BadFd(Exception):
     pass
 
 
-def _parse_contradictory(raw: bytes) -> tuple[Ipv4Header, TcpSegment]:
+def _parse_contradictory(raw: bytes) -> tuple[IpHeader, TcpSegment]:
     """Parse a packet whose control bits the codec refuses (SYN+FIN, SYN+RST):
     parsed with SYN cleared, the bits put back on the segment."""
-    flags_at = (raw[0] & 0x0F) * 4 + 13
+    flags_at = (40 if raw[0] >> 4 == 6 else (raw[0] & 0x0F) * 4) + 13
     patched = bytearray(raw)
     flags = patched[flags_at]
     patched[flags_at] = flags & ~0x02

@@ -48,11 +48,11 @@ from tcpstack.drill.packets import (
     PSH,
     SYN,
     WirePacket,
-    build_ipv4_tcp,
+    build_ip_tcp,
     flags_from_letters,
     options_from_spec,
     packet_text,
-    parse_ipv4_tcp,
+    parse_ip_tcp,
 )
 from tcpstack.drill.report import Result, Status
 from tcpstack.drill.seqmap import SeqMap
@@ -64,6 +64,7 @@ from tcpstack.drill.symbols import (
     evaluate,
 )
 from tcpstack.drill.target import BLOCK, CallHandle, Env, Fail, Flow, Outcome, Skip, Target
+from tcpstack.wire.addr import canonical_addr
 
 DEFAULT_TOLERANCE_PERCENT = 12.5
 FIRST_REMOTE_PORT = 40000
@@ -99,13 +100,16 @@ class Pending:
 class Engine:
     def __init__(self, script: Script, target: Target, *, strict: bool = True,
                  verbose: bool = False, tolerance_usecs: int | None = None,
-                 log: Callable[[str], None] = print, remote_port: int = FIRST_REMOTE_PORT) -> None:
+                 log: Callable[[str], None] = print, remote_port: int = FIRST_REMOTE_PORT,
+                 ip_version: str | None = None, mtu: int | None = None) -> None:
         self.script = script
         self.target = target
         self.strict = strict
         self.verbose = verbose
         self.log = log
         self.cli_tolerance = tolerance_usecs
+        self.cli_ip_version = ip_version      # packetdrill's --ip_version, over the script's
+        self.cli_mtu = mtu                    # for scripts that set no --mtu
         self.notes: list[str] = []
         self.differences: list[str] = []
         self.tracks: list[Track] = []
@@ -169,11 +173,17 @@ class Engine:
                 raise Skip(event.action.reason, event.line)
             if isinstance(event.action, PacketSpec) and event.action.unsupported:
                 raise Skip(event.action.unsupported, event.line)
+        version = self.cli_ip_version
+        if version is None:
+            version = next((o.value or "" for o in script.options if o.name == "ip_version"), "")
+        if version == "ipv6":
+            self.env.use_ipv6()
+        elif version not in ("ipv4", ""):
+            raise Skip(f"--ip_version={version}: ipv4 and ipv6 are supported (not the "
+                       "IPv4-mapped ipv4-mapped-ipv6)")
         for opt in script.options:
             value = opt.value or ""
             try:
-                if opt.name == "ip_version" and value not in ("ipv4", ""):
-                    raise Skip(f"--ip_version={value}: only IPv4 is supported", opt.line)
                 if opt.name == "tolerance_usecs":
                     self.tolerance_us = int(value)
                 elif opt.name == "tolerance_percent":
@@ -187,7 +197,7 @@ class Engine:
                 elif opt.name == "tcp_ts_tick_usecs":
                     self.ts_tick_usecs = int(value)
                 elif opt.name in ("local_ip", "remote_ip"):
-                    if value not in (self.env.local_ip, self.env.remote_ip):
+                    if canonical_addr(value) != getattr(self.env, opt.name):
                         raise Skip(f"--{opt.name}={value}: the drill uses packetdrill's default "
                                    f"addresses only", opt.line)
                 elif opt.name not in _IGNORED_OPTIONS:
@@ -196,6 +206,8 @@ class Engine:
                 raise Skip(f"bad value for --{opt.name}: {value!r}", opt.line) from None
         if self.cli_tolerance is not None:
             self.tolerance_us = max(self.tolerance_us, self.cli_tolerance)
+        if self.cli_mtu is not None and not any(o.name == "mtu" for o in script.options):
+            self.env.mtu = self.cli_mtu          # a default: a script's own --mtu counts
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -323,7 +335,7 @@ class Engine:
                                 spec.window or 0, spec.urgent, options, bytes(spec.payload_len))
         live = sut.seq.inbound(script_pkt)
         self._say(f"inbound {packet_text('<', live)}")
-        self.target.inject(build_ipv4_tcp(live))
+        self.target.inject(build_ip_tcp(live))
 
     def _matches(self, pkt: WirePacket) -> Track | None:
         sut = self.sut
@@ -349,9 +361,9 @@ class Engine:
                            f"(now {self.target.now():.6f})", event.line,
                            [f"script packet: {self.event_us / 1e6:9.6f} {spec}"])
             when, raw = got
-            pkt = parse_ipv4_tcp(raw)
+            pkt = parse_ip_tcp(raw)
             if pkt is None:
-                self._say("ignored a non-TCP/IPv4 packet")
+                self._say("ignored a packet that is not TCP")
                 continue
             if self._matches(pkt) is None:
                 self._say(f"ignored {packet_text('>', pkt)} ({pkt.src}:{pkt.src_port} > "

@@ -38,9 +38,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from tcpstack.drill.packets import ACK, RST, SYN, WirePacket, build_ipv4_tcp, parse_ipv4_tcp
+from tcpstack.drill.packets import ACK, RST, SYN, WirePacket, build_ip_tcp, parse_ip_tcp
 from tcpstack.drill.symbols import SYMBOLS
-from tcpstack.drill.target import BLOCK, CallHandle, Env, Flow, Outcome, Skip, _Block
+from tcpstack.drill.target import BLOCK, IPV6_LOCAL_IP, CallHandle, Env, Flow, Outcome, Skip, _Block
 from tcpstack.link import netns
 from tcpstack.link.tun import TunLink, open_tun
 
@@ -49,6 +49,10 @@ TUN_NAME = "tun0"
 LOCAL_PREFIX = 16
 REMOTE_NET = "192.0.2.0"
 REMOTE_PREFIX = 24
+LOCAL_PREFIX6 = 48                   # --ip_version=ipv6 (target.IPV6_LOCAL_IP/REMOTE_IP)
+REMOTE_NET6 = "fd3d:fa7b:d17d::"
+REMOTE_PREFIX6 = 48
+IPV6_MIN_MTU = 1280
 FIRST_BIND_PORT = 20000
 # Linux's own default; a host may run another (BBR) that its namespaces inherit.
 DEFAULT_CC = "cubic"
@@ -119,6 +123,23 @@ class _FlowSeen:
     acked: bool
 
 
+def _interfaces(mtu: int) -> list[str]:
+    """The TUN's addresses: IPv4's, and IPv6's where the MTU allows it (RFC 8200 §5)."""
+    ifaces = [f"{Env.local_ip}/{LOCAL_PREFIX}"]
+    if mtu >= IPV6_MIN_MTU:
+        ifaces.append(f"{IPV6_LOCAL_IP}/{LOCAL_PREFIX6}")
+    return ifaces
+
+
+def _ipv6_enabled(ifname: str) -> bool:
+    """Whether the current thread's namespace runs IPv6 on ``ifname``."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except FileNotFoundError:
+        return False
+
+
 class KernelTarget:
     name = "kernel"
     default_tolerance_usecs = 25000
@@ -146,8 +167,9 @@ class KernelTarget:
         netns.create_netns(self.ns)
         self._created = True
         try:
-            self._link = open_tun(self.ns, TUN_NAME, f"{Env.local_ip}/{LOCAL_PREFIX}",
-                                  mtu=self._mtu, offload=False)
+            # Both families, for scripts of either --ip_version.
+            self._link = open_tun(self.ns, TUN_NAME, _interfaces(self._mtu), mtu=self._mtu,
+                                  offload=False)
             netns.run_in_netns(self.ns, self._add_route)
             # A fair queue would pace the kernel's packets and upset timing (Linux's
             # defaults.sh does the same).
@@ -165,6 +187,9 @@ class KernelTarget:
         with IPRoute() as ipr:
             (index,) = ipr.link_lookup(ifname=TUN_NAME)
             ipr.route("replace", dst=REMOTE_NET, dst_len=REMOTE_PREFIX, oif=index)
+            if _ipv6_enabled(TUN_NAME):
+                ipr.route("replace", dst=REMOTE_NET6, dst_len=REMOTE_PREFIX6, oif=index,
+                          family=socket.AF_INET6)
 
     def close(self) -> None:
         self._close_sockets()
@@ -198,13 +223,14 @@ class KernelTarget:
         """Script time 0 is now (after the init command)."""
         self._t0 = time.monotonic()
 
-    @staticmethod
-    def _set_mtu(mtu: int) -> None:
-        from pyroute2 import IPRoute
-
-        with IPRoute() as ipr:
-            (index,) = ipr.link_lookup(ifname=TUN_NAME)
-            ipr.link("set", index=index, mtu=mtu)
+    @classmethod
+    def _set_mtu(cls, mtu: int) -> None:
+        """The new MTU; below 1280 Linux takes IPv6 off the link with its
+        addresses and routes, so every change puts back what the MTU allows
+        (without DAD: a tentative address would refuse bind())."""
+        netns.configure_interface(TUN_NAME, [netns.parse_interface(i) for i in _interfaces(mtu)],
+                                  mtu)
+        cls._add_route()
 
     def finish(self) -> None:
         self._close_sockets()
@@ -214,7 +240,7 @@ class KernelTarget:
                 seq, ack, flags = seen.ack, seen.seq_end, RST | ACK
             else:
                 seq, ack, flags = 0, seen.seq_end, RST | ACK
-            self.inject(build_ipv4_tcp(WirePacket(self._env.remote_ip, self._env.local_ip,
+            self.inject(build_ip_tcp(WirePacket(self._env.remote_ip, self._env.local_ip,
                                                   dport, sport, seq, ack, flags, 0)))
         self._flows.clear()
         time.sleep(0.002)
@@ -248,7 +274,7 @@ class KernelTarget:
             self._note_flow(raw)
 
     def _note_flow(self, raw: bytes) -> None:
-        pkt = parse_ipv4_tcp(raw)
+        pkt = parse_ip_tcp(raw)
         if pkt is None or pkt.src != self._env.local_ip:
             return
         if pkt.has(RST):
@@ -403,11 +429,13 @@ class KernelTarget:
 
     def _sys_socket(self, args, expected):
         domain, kind, proto = ([*args, 0, 0, 0])[:3]
-        if domain not in (..., S["AF_INET"]):
-            raise Skip("only IPv4 sockets are supported")
+        if domain not in (..., S["AF_INET"], S["AF_INET6"]):
+            raise Skip("only AF_INET and AF_INET6 sockets are supported")
+        # packetdrill's --ip_version=ipv6 reads AF_INET in a script as AF_INET6.
+        family = socket.AF_INET6 if self._env.ip_version == 6 else socket.AF_INET
 
         def call() -> Outcome:
-            sock = netns.run_in_netns(self.ns, socket.socket, socket.AF_INET, kind, proto)
+            sock = netns.run_in_netns(self.ns, socket.socket, family, kind, proto)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self._cc.encode())
             return Outcome(self._register(sock, expected))

@@ -1,4 +1,4 @@
-"""TCP/IPv4 packets as the drill sees them: raw options kept in order.
+"""TCP packets over IPv4 or IPv6 as the drill sees them: raw options kept in order.
 
 tcpstack's wire codec normalises options (``TcpOptions``); packetdrill
 compares and writes them byte for byte, in the order written, NOPs and EOLs
@@ -14,8 +14,10 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from tcpstack.wire.addr import addr_text
+from tcpstack.wire.addr import addr6_text, addr_text
 from tcpstack.wire.checksum import fold, ones_sum, pseudo_header_sum
+from tcpstack.wire.errors import WireError
+from tcpstack.wire.ipv6 import ipv6_header_bytes, pseudo_header6_sum, walk_extensions
 
 EOL, NOP, MSS, WSCALE, SACK_OK, SACK, TS, MD5, FASTOPEN, EXP = 0, 1, 2, 3, 4, 5, 8, 19, 34, 254
 FOEXP_MAGIC = 0xF989
@@ -106,8 +108,9 @@ def decode_options(raw: bytes) -> tuple[RawOption, ...]:
     return tuple(out)
 
 
-def build_ipv4_tcp(pkt: WirePacket, ident: int = 0, ttl: int = 64) -> bytes:
-    """The complete IPv4 packet with both checksums."""
+def build_ip_tcp(pkt: WirePacket, ident: int = 0, ttl: int = 64) -> bytes:
+    """The complete IPv4 or IPv6 packet (by the addresses) with its checksums;
+    ``tos`` is the IPv6 traffic class, ``ident`` unused, over IPv6."""
     opts = encode_options(pkt.options)
     if len(opts) % 4:
         opts += bytes(4 - len(opts) % 4)
@@ -117,6 +120,10 @@ def build_ipv4_tcp(pkt: WirePacket, ident: int = 0, ttl: int = 64) -> bytes:
                                 pkt.window & 0xFFFF, 0, pkt.urgent & 0xFFFF))
     tcp += opts
     tcp += pkt.payload
+    if ":" in pkt.src:       # RFC 8200 §8.1 pseudo-header
+        total = pseudo_header6_sum(pkt.src, pkt.dst, 6, len(tcp)) + ones_sum(tcp)
+        struct.pack_into("!H", tcp, 16, (~fold(total)) & 0xFFFF)
+        return ipv6_header_bytes(pkt.src, pkt.dst, len(tcp), 6, ttl, pkt.tos) + bytes(tcp)
     total = pseudo_header_sum(pkt.src, pkt.dst, 6, len(tcp)) + ones_sum(tcp)
     struct.pack_into("!H", tcp, 16, (~fold(total)) & 0xFFFF)
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, pkt.tos, 20 + len(tcp), ident & 0xFFFF,
@@ -126,9 +133,11 @@ def build_ipv4_tcp(pkt: WirePacket, ident: int = 0, ttl: int = 64) -> bytes:
     return bytes(ip) + bytes(tcp)
 
 
-def parse_ipv4_tcp(raw: bytes | memoryview) -> WirePacket | None:
-    """A TCP/IPv4 packet, or None for anything else (IPv6, UDP, ICMP, truncated)."""
+def parse_ip_tcp(raw: bytes | memoryview) -> WirePacket | None:
+    """A TCP packet over IPv4 or IPv6, or None for anything else (UDP, ICMP, truncated)."""
     raw = bytes(raw)
+    if len(raw) >= 40 and raw[0] >> 4 == 6:
+        return _parse_ipv6_tcp(raw)
     if len(raw) < 20 or raw[0] >> 4 != 4:
         return None
     ihl = (raw[0] & 0x0F) * 4
@@ -136,15 +145,31 @@ def parse_ipv4_tcp(raw: bytes | memoryview) -> WirePacket | None:
     if raw[9] != 6 or len(raw) < ihl + 20 or total < ihl + 20:
         return None
     raw = raw[:total]
-    src, dst = addr_text(raw[12:16]), addr_text(raw[16:20])
-    sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from(
-        "!HHIIBBHHH", raw, ihl)
-    doff = (off >> 4) * 4
-    if doff < 20 or ihl + doff > len(raw):
+    return _tcp_part(raw, ihl, addr_text(raw[12:16]), addr_text(raw[16:20]), raw[1])
+
+
+def _parse_ipv6_tcp(raw: bytes) -> WirePacket | None:
+    word, plen, next_header = struct.unpack_from("!IHB", raw, 0)
+    raw = raw[:40 + plen]
+    try:
+        proto, start = walk_extensions(raw, next_header, 40, len(raw))
+    except WireError:
         return None
-    options = decode_options(raw[ihl + 20:ihl + doff])
+    if proto != 6 or len(raw) < start + 20:
+        return None
+    return _tcp_part(raw, start, addr6_text(raw[8:24]), addr6_text(raw[24:40]),
+                     (word >> 20) & 0xFF)
+
+
+def _tcp_part(raw: bytes, start: int, src: str, dst: str, tos: int) -> WirePacket | None:
+    sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from(
+        "!HHIIBBHHH", raw, start)
+    doff = (off >> 4) * 4
+    if doff < 20 or start + doff > len(raw):
+        return None
+    options = decode_options(raw[start + 20:start + doff])
     return WirePacket(src, dst, sport, dport, seq, ack, flags, win, urg, options,
-                      raw[ihl + doff:], raw[1])
+                      raw[start + doff:], tos)
 
 
 def option_text(kind: int, data: bytes) -> str:

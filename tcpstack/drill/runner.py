@@ -49,14 +49,19 @@ def read_text(path: str) -> str:
 
 def run_script(path: str, target: Target, *, strict: bool = True, verbose: bool = False,
                tolerance_usecs: int | None = None, remote_port: int = FIRST_REMOTE_PORT,
-               log: Callable[[str], None] = print) -> Result:
+               log: Callable[[str], None] = print, ip_version: str | None = None,
+               mtu: int | None = None) -> Result:
+    """One script. ``ip_version`` ("ipv4"/"ipv6") overrides the script's own
+    option, as packetdrill's command line does; ``mtu`` is the MTU of a script
+    that sets none."""
     text = read_text(path)
     try:
         script = parse_script(text, path, target.name)
     except DrillSyntaxError as exc:
         return Result(path, Status.SKIP, exc.line, f"parse error: {exc.message}")
     engine = Engine(script, target, strict=strict, verbose=verbose,
-                    tolerance_usecs=tolerance_usecs, log=log, remote_port=remote_port)
+                    tolerance_usecs=tolerance_usecs, log=log, remote_port=remote_port,
+                    ip_version=ip_version, mtu=mtu)
     return engine.run()
 
 
@@ -81,14 +86,16 @@ def open_target(name: str, **kw: object) -> Iterator[Target]:
 
 def run_all(paths: Iterable[str], target_name: str = "core", *, strict: bool = True,
             verbose: bool = False, tolerance_usecs: int | None = None,
-            log: Callable[[str], None] = print) -> list[Result]:
+            log: Callable[[str], None] = print, ip_version: str | None = None,
+            mtu: int | None = None) -> list[Result]:
     scripts = find_scripts(paths)
     results: list[Result] = []
     with open_target(target_name) as target:
         for index, path in enumerate(scripts):
             result = run_script(path, target, strict=strict, verbose=verbose,
                                 tolerance_usecs=tolerance_usecs,
-                                remote_port=FIRST_REMOTE_PORT + (index * 16) % 20000, log=log)
+                                remote_port=FIRST_REMOTE_PORT + (index * 16) % 20000, log=log,
+                                ip_version=ip_version, mtu=mtu)
             results.append(result)
             for line in result.lines(verbose):
                 log(line)

@@ -60,10 +60,21 @@ class Env:
 
     local_ip: str = "192.168.0.1"
     remote_ip: str = "192.0.2.1"
+    ip_version: int = 4
     bind_port: int = 8080
     connect_port: int = 8080
     mtu: int = 1500
     notes: list[str] = field(default_factory=list)
+
+
+    def use_ipv6(self) -> None:
+        """``--ip_version=ipv6``: the addresses Linux's packetdrill selftests use."""
+        self.ip_version = 6
+        self.local_ip, self.remote_ip = IPV6_LOCAL_IP, IPV6_REMOTE_IP
+
+
+IPV6_LOCAL_IP = "fd3d:a0b:17d6::1"      # fd3d:0a0b:17d6::1 as inet_ntop writes it
+IPV6_REMOTE_IP = "fd3d:fa7b:d17d::1"
 
 
 @dataclass

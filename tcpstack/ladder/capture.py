@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tcpstack.errors import UsageError, UserError
 from tcpstack.ladder.build import Endpoint, WireSegment
 from tcpstack.link.pcap import PcapError, PcapReader
+from tcpstack.wire.addr import canonical_addr, endpoint_text
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.icmp import PROTO_ICMP, IcmpError, parse_icmp
 from tcpstack.wire.ipv4 import parse_ipv4
@@ -33,7 +34,7 @@ class CaptureConnection:
 
     @property
     def name(self) -> str:
-        return f"{self.a[0]}:{self.a[1]}-{self.b[0]}:{self.b[1]}"
+        return f"{endpoint_text(*self.a)}-{endpoint_text(*self.b)}"
 
     def matches(self, x: Endpoint, y: Endpoint) -> bool:
         return {x, y} == {self.a, self.b}
@@ -41,7 +42,7 @@ class CaptureConnection:
     def summary(self) -> str:
         flags = [w.segment.flags for w in self.segments]
         opened = "opened" if any(f & SYN and not f & ACK for f in flags) else "no SYN"
-        return (f"{self.a[0]}:{self.a[1]} <-> {self.b[0]}:{self.b[1]}  "
+        return (f"{endpoint_text(*self.a)} <-> {endpoint_text(*self.b)}  "
                 f"{len(self.segments)} segments, {opened}")
 
 
@@ -123,7 +124,8 @@ def select_connection(capture: Capture, spec: str | None) -> CaptureConnection:
         x = _endpoint(left)
         y = _endpoint(right)
     except ValueError:
-        raise UsageError(f"--conn {spec}: expected N or ADDR:PORT-ADDR:PORT") from None
+        raise UsageError(f"--conn {spec}: expected N or ADDR:PORT-ADDR:PORT "
+                         "([ADDR]:PORT for IPv6)") from None
     for conn in conns:
         if conn.matches(x, y):
             return conn
@@ -132,6 +134,8 @@ def select_connection(capture: Capture, spec: str | None) -> CaptureConnection:
 
 def _endpoint(text: str) -> Endpoint:
     addr, port = text.rsplit(":", 1)
+    if addr.startswith("[") and addr.endswith("]"):     # [IPv6]:PORT (RFC 5952 §6)
+        return canonical_addr(addr[1:-1]), int(port)
     parts = addr.split(".")
     if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise ValueError(addr)

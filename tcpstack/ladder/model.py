@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tcpstack.core.state import State
+from tcpstack.wire.addr import endpoint_text
 from tcpstack.wire.tcp import TcpSegment
 
 
@@ -23,7 +24,7 @@ class Lifeline:
 
     @property
     def name(self) -> str:
-        return f"{self.addr}:{self.port}"
+        return endpoint_text(self.addr, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,10 +291,13 @@ class FaultInjector:
         return deliveries
 
     def _flip_bit(self, packet: bytes) -> bytes:
-        """Flip one random bit after the IPv4 header (in the TCP header or payload)."""
+        """Flip one random bit after the IP header (in the TCP header or payload):
+        after the IPv4 header's IHL, or the 40-byte IPv6 header (tcpstack sends
+        no extension headers)."""
         if not packet:
             return packet
-        start = (packet[0] & 0x0F) * 4 if packet[0] >> 4 == 4 else 0
+        version = packet[0] >> 4
+        start = (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else 0
         if start >= len(packet):
             start = 0
         bit = self._rng.randrange(start * 8, len(packet) * 8)

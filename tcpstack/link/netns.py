@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tcpstack.errors import UsageError, UserError
+from tcpstack.wire.addr import canonical_addr
 
 NETNS_RUN_DIR = "/var/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -187,13 +188,23 @@ def _bring_loopback_up() -> None:
         ipr.link("set", index=index, state="up")
 
 
-def parse_interface(text: str) -> ipaddress.IPv4Interface:
-    """``10.7.0.1/24`` -> IPv4Interface, or a one-line UsageError."""
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+_FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
+_EXAMPLE = {4: "10.7.0.1/24", 6: "fd00:7::1/64"}
+
+
+def parse_interface(text: str, family: int | None = None) -> Interface:
+    """``10.7.0.1/24`` or ``fd00:7::1/64`` -> an interface, or a one-line
+    UsageError that says which family was expected (``family`` 4 or 6: only it)."""
+    families = (family,) if family else (4, 6)
+    expected = " or ".join(f"{_FAMILY_NAME[f]} ADDRESS/PREFIXLEN (e.g. {_EXAMPLE[f]})"
+                           for f in families)
     try:
-        iface = ipaddress.IPv4Interface(text)
+        iface = ipaddress.ip_interface(text)
     except ValueError:
-        raise UsageError(f"bad interface address {text!r} (expected IPv4 ADDRESS/PREFIXLEN, "
-                         f"e.g. 10.7.0.1/24)") from None
+        raise UsageError(f"bad interface address {text!r} (expected {expected})") from None
+    if iface.version not in families:
+        raise UsageError(f"bad interface address {text!r} (expected {expected})")
     if "/" not in text:
         raise UsageError(f"bad interface address {text!r}: missing /PREFIXLEN")
     return iface
@@ -206,46 +217,97 @@ def parse_ipv4(text: str, what: str = "address") -> str:
         raise UsageError(f"bad {what} {text!r} (expected a dotted-quad IPv4 address)") from None
 
 
+def parse_ip(text: str, what: str = "address", family: int | None = None) -> str:
+    """An IPv4 or IPv6 address (``family`` 4 or 6: only that one) as the wire
+    layer writes it, or a one-line UsageError saying which family was expected."""
+    try:
+        canonical, version = _canonical_ip(text)
+    except ValueError:
+        canonical, version = "", 0
+    if version and (family is None or version == family):
+        return canonical
+    expected = {4: "an IPv4 address (dotted quad)", 6: "an IPv6 address (e.g. fd00:7::1)",
+                None: "an IPv4 or IPv6 address"}[family]
+    raise UsageError(f"bad {what} {text!r} (expected {expected})")
+
+
 @functools.lru_cache(maxsize=1024)
 def _canonical_ipv4(text: str) -> str:
     """The dotted quad ``ipaddress`` makes of ``text`` (once per text: every connect asks)."""
     return str(ipaddress.IPv4Address(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _canonical_ip(text: str) -> tuple[str, int]:
+    """``(text as the wire layer writes it, 4 or 6)``; ValueError if neither family."""
+    if ":" in text:
+        # The wire layer's own text (inet_ntop, RFC 5952) so that the string a
+        # person gave compares equal to the one parsed from a packet.
+        return canonical_addr(str(ipaddress.IPv6Address(text.strip("[]")))), 6
+    return _canonical_ipv4(text), 4
+
+
 def _disable_ipv6(ifname: str) -> None:
     """``net.ipv6.conf.IF.disable_ipv6=1`` in the current thread's namespace, so the
     kernel sends no router solicitations or MLD reports down the TUN."""
-    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+    _set_ipv6_conf(ifname, "disable_ipv6", 1)
+
+
+def _enable_ipv6(ifname: str) -> None:
+    """IPv6 on ``ifname`` without duplicate address detection (RFC 4862 §5.4):
+    the interface is ours, in our own namespace, and a tentative address would
+    lose the first packets sent to it. No neighbour discovery happens on a TUN
+    (an L3 device): addresses are used at once. No router solicitations
+    either: nobody on the TUN routes, and they would only be noise in a capture."""
+    _set_ipv6_conf(ifname, "router_solicitations", 0)
+    _set_ipv6_conf(ifname, "accept_dad", 0)
+    _set_ipv6_conf(ifname, "dad_transmits", 0)
+    _set_ipv6_conf(ifname, "disable_ipv6", 0)
+
+
+def _set_ipv6_conf(ifname: str, key: str, value: int) -> None:
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/{key}"
     with contextlib.suppress(FileNotFoundError), open(path, "w") as f:  # no IPv6: fine
-        f.write("1")
+        f.write(str(value))
 
 
-def configure_interface(ifname: str, iface: ipaddress.IPv4Interface, mtu: int | None,
+def configure_interface(ifname: str, iface: Interface | Sequence[Interface], mtu: int | None,
                         txqlen: int | None = None) -> None:
-    """In the current thread's namespace: disable IPv6 on ``ifname``, give it
-    ``iface`` unless that address is already there, set the MTU (and the
-    transmit queue length), bring it and lo up. The route to the subnet comes
-    with the address."""
+    """In the current thread's namespace: give ``ifname`` ``iface`` (one or a
+    sequence, at most one per family) unless an address is already there, set
+    the MTU (and the transmit queue length), bring it and lo up. IPv6 is
+    disabled unless an IPv6 address is given, and then runs without DAD. The
+    route to each subnet comes with its address."""
     from pyroute2 import IPRoute
 
-    _disable_ipv6(ifname)
+    ifaces = [iface] if isinstance(iface, ipaddress.IPv4Interface | ipaddress.IPv6Interface) \
+        else list(iface)
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=ifname)
         if not found:
             raise UserError(f"interface {ifname} vanished while configuring it")
         index = found[0]
-        present = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                   for a in ipr.get_addr(family=2, index=index)}
-        if (str(iface.ip), iface.network.prefixlen) not in present:
+        # The MTU first: below 1280 Linux drops IPv6 from the link, and its
+        # per-interface settings with it; they exist again only after.
+        if mtu is not None:
+            ipr.link("set", index=index, mtu=mtu)
+        if any(i.version == 6 for i in ifaces):
+            _enable_ipv6(ifname)
+        else:
+            _disable_ipv6(ifname)
+        for one in ifaces:
+            family = 10 if one.version == 6 else 2
+            present = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                       for a in ipr.get_addr(family=family, index=index)}
+            if (str(one.ip), one.network.prefixlen) in present:
+                continue
             try:
-                ipr.addr("add", index=index, address=str(iface.ip),
-                         prefixlen=iface.network.prefixlen)
+                ipr.addr("add", index=index, address=str(one.ip),
+                         prefixlen=one.network.prefixlen)
             except Exception as exc:  # pyroute2 raises NetlinkError (an OSError)
                 code = getattr(exc, "code", None)
                 if code != errno.EEXIST:
-                    raise UserError(f"cannot add {iface} to {ifname}: {exc}") from None
-        if mtu is not None:
-            ipr.link("set", index=index, mtu=mtu)
+                    raise UserError(f"cannot add {one} to {ifname}: {exc}") from None
         if txqlen is not None:
             ipr.link("set", index=index, txqlen=txqlen)
         ipr.link("set", index=index, state="up")

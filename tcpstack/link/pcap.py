@@ -3,8 +3,8 @@
 Writing produces classic pcap (magic 0xa1b2c3d4, version 2.4), link type 101
 (raw IP) by default, so tcpdump, Wireshark and tcptrace read it. Reading
 accepts both byte orders, microsecond and nanosecond timestamps, and the
-link types a TCP/IPv4 capture usually comes in; it yields the IPv4 packets
-and skips frames of other protocols (ARP, IPv6...). pcapng is refused with
+link types a TCP/IP capture usually comes in; it yields the IPv4 and IPv6
+packets and skips frames of other protocols (ARP...). pcapng is refused with
 the command that converts it.
 """
 
@@ -25,6 +25,7 @@ LINKTYPE_LOOP = 108           # OpenBSD loopback: address family in network byte
 LINKTYPE_RAW = 101            # raw IP, version in the first nibble
 LINKTYPE_LINUX_SLL = 113      # Linux "cooked" capture v1 (tcpdump -i any)
 LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276     # Linux "cooked" capture v2
 SUPPORTED_LINKTYPES = {
     LINKTYPE_NULL: "BSD loopback",
@@ -33,6 +34,7 @@ SUPPORTED_LINKTYPES = {
     LINKTYPE_RAW: "raw IP",
     LINKTYPE_LINUX_SLL: "Linux cooked v1",
     LINKTYPE_IPV4: "raw IPv4",
+    LINKTYPE_IPV6: "raw IPv6",
     LINKTYPE_LINUX_SLL2: "Linux cooked v2",
 }
 
@@ -44,7 +46,11 @@ DEFAULT_SNAPLEN = 262144
 _MAX_RECORD = 1 << 24         # larger "captured length" means a corrupt file
 
 ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+_ETHERTYPES_IP = (ETHERTYPE_IPV4, ETHERTYPE_IPV6)
 AF_INET = 2                   # the same on every BSD and Linux
+# AF_INET6 differs: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, macOS 30.
+_AF_IP = (AF_INET, 10, 24, 28, 30)
 _VLAN_ETHERTYPES = (0x8100, 0x88A8, 0x9100)   # 802.1Q, 802.1ad (QinQ), old QinQ
 
 _FILE_HEADER = struct.Struct("IHHiIII")       # byte order prefixed when used
@@ -57,7 +63,7 @@ class PcapError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PcapRecord:
-    """One IPv4 packet from a capture. ``data`` starts at the IPv4 header.
+    """One IP packet from a capture. ``data`` starts at the IPv4 or IPv6 header.
 
     ``linktype`` is the file's link type; ``orig_len`` the packet's length on
     the wire (``data`` is shorter when the capture was truncated by snaplen).
@@ -135,7 +141,7 @@ class PcapWriter:
 
 # ----- reading -------------------------------------------------------------------
 
-def _ipv4_from_ethernet(frame: bytes) -> bytes | None:
+def _ip_from_ethernet(frame: bytes) -> bytes | None:
     offset = 12
     while True:
         if len(frame) < offset + 2:
@@ -144,61 +150,62 @@ def _ipv4_from_ethernet(frame: bytes) -> bytes | None:
         if ethertype in _VLAN_ETHERTYPES:      # 802.1Q tag: TPID, TCI, then the real type
             offset += 4
             continue
-        return frame[offset + 2:] if ethertype == ETHERTYPE_IPV4 else None
+        return frame[offset + 2:] if ethertype in _ETHERTYPES_IP else None
 
 
-def _ipv4_from_sll(frame: bytes) -> bytes | None:
+def _ip_from_sll(frame: bytes) -> bytes | None:
     # packet type(2) ARPHRD(2) address length(2) address(8) protocol(2)
-    if len(frame) < 16 or int.from_bytes(frame[14:16], "big") != ETHERTYPE_IPV4:
+    if len(frame) < 16 or int.from_bytes(frame[14:16], "big") not in _ETHERTYPES_IP:
         return None
     return frame[16:]
 
 
-def _ipv4_from_sll2(frame: bytes) -> bytes | None:
+def _ip_from_sll2(frame: bytes) -> bytes | None:
     # protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) address length(1) address(8)
-    if len(frame) < 20 or int.from_bytes(frame[0:2], "big") != ETHERTYPE_IPV4:
+    if len(frame) < 20 or int.from_bytes(frame[0:2], "big") not in _ETHERTYPES_IP:
         return None
     return frame[20:]
 
 
-def _ipv4_from_null(frame: bytes) -> bytes | None:
-    if len(frame) < 4 or AF_INET not in (int.from_bytes(frame[:4], "little"),
-                                          int.from_bytes(frame[:4], "big")):
+def _ip_from_null(frame: bytes) -> bytes | None:
+    if len(frame) < 4 or not (int.from_bytes(frame[:4], "little") in _AF_IP
+                              or int.from_bytes(frame[:4], "big") in _AF_IP):
         return None
     return frame[4:]
 
 
-def _ipv4_from_loop(frame: bytes) -> bytes | None:
-    if len(frame) < 4 or int.from_bytes(frame[:4], "big") != AF_INET:
+def _ip_from_loop(frame: bytes) -> bytes | None:
+    if len(frame) < 4 or int.from_bytes(frame[:4], "big") not in _AF_IP:
         return None
     return frame[4:]
 
 
-def _ipv4_from_raw(frame: bytes) -> bytes | None:
-    return frame if frame and frame[0] >> 4 == 4 else None
+def _ip_from_raw(frame: bytes) -> bytes | None:
+    return frame if frame and frame[0] >> 4 in (4, 6) else None
 
 
-def _ipv4_as_is(frame: bytes) -> bytes | None:
+def _ip_as_is(frame: bytes) -> bytes | None:
     return frame
 
 
 _DECAPSULATE = {
-    LINKTYPE_NULL: _ipv4_from_null,
-    LINKTYPE_LOOP: _ipv4_from_loop,
-    LINKTYPE_ETHERNET: _ipv4_from_ethernet,
-    LINKTYPE_RAW: _ipv4_from_raw,
-    LINKTYPE_LINUX_SLL: _ipv4_from_sll,
-    LINKTYPE_IPV4: _ipv4_as_is,
-    LINKTYPE_LINUX_SLL2: _ipv4_from_sll2,
+    LINKTYPE_NULL: _ip_from_null,
+    LINKTYPE_LOOP: _ip_from_loop,
+    LINKTYPE_ETHERNET: _ip_from_ethernet,
+    LINKTYPE_RAW: _ip_from_raw,
+    LINKTYPE_LINUX_SLL: _ip_from_sll,
+    LINKTYPE_IPV4: _ip_as_is,
+    LINKTYPE_IPV6: _ip_as_is,
+    LINKTYPE_LINUX_SLL2: _ip_from_sll2,
 }
 
 
 class PcapReader:
-    """Iterate over the IPv4 packets of a classic pcap file, streaming.
+    """Iterate over the IP packets (both families) of a classic pcap file, streaming.
 
     ``source`` is a path (opened here, closed when iteration ends or by
     ``close()``) or an open binary file. The file header is checked at once;
-    ``skipped`` counts frames that were not IPv4 (ARP, IPv6...). Raises
+    ``skipped`` counts frames that were not IP (ARP...). Raises
     ``PcapError`` for anything it cannot read, with a one-line message.
     """
 
@@ -302,7 +309,7 @@ class PcapReader:
 
 
 def read_pcap(source: str | PathLike[str] | BinaryIO) -> Iterator[PcapRecord]:
-    """The IPv4 packets of a classic pcap file, in order (see ``PcapReader``).
+    """The IP packets of a classic pcap file, in order (see ``PcapReader``).
 
     The file header is checked by this call, before the first record.
     """

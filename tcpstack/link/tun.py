@@ -35,7 +35,7 @@ import ipaddress
 import os
 import select
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tcpstack.errors import UserError
@@ -68,13 +68,16 @@ VIRTIO_NET_HDR_F_NEEDS_CSUM = 0x01
 VIRTIO_NET_HDR_F_DATA_VALID = 0x02
 VIRTIO_NET_HDR_GSO_NONE = 0x00
 VIRTIO_NET_HDR_GSO_TCPV4 = 0x01
+VIRTIO_NET_HDR_GSO_TCPV6 = 0x04
 CSUM_START = 20                       # the TCP header right after a 20-byte IPv4 header
+CSUM_START6 = 40                      # ... or a 40-byte IPv6 header (we send no extensions)
 CSUM_OFFSET = 16                      # the checksum field inside the TCP header
 
 MAX_PACKET = 65535                    # the IPv4 total length field
 READ_SIZE = VNET_HDR_LEN + MAX_PACKET + 1   # one read never returns more than one packet
 # Largest TCP payload of one super-segment: the IPv4 total length less the
-# IPv4 header and the largest TCP header.
+# IPv4 header and the largest TCP header (the same bound holds for IPv6,
+# whose payload length excludes its 40-byte header: 65535 - 60).
 TSO_MAX_PAYLOAD = MAX_PACKET - 20 - 60
 
 # The kernel's queue of packets for us to read (the TUN's transmit queue, 500
@@ -210,20 +213,24 @@ class TunLink:
 
     def send_offload(self, parts: tuple[bytes, ...] | list[bytes], gso_size: int = 0,
                      header_length: int = 0) -> None:
-        """Write one IPv4+TCP packet given as pieces (e.g. headers, payload).
+        """Write one IPv4+TCP or IPv6+TCP packet given as pieces (e.g. headers, payload).
 
         Only when ``offload``: the TCP checksum field must hold the folded
         pseudo-header sum (``build_packet(..., offload=True)``); the kernel
         completes it. ``gso_size`` > 0 makes it a TSO super-segment whose
-        payload the kernel cuts into ``gso_size`` pieces; ``header_length``
-        is then the IPv4 + TCP header length.
+        payload the kernel cuts into ``gso_size`` pieces (TSO4 or TSO6 by the
+        first piece's version nibble); ``header_length`` is then the IP + TCP
+        header length. An IPv6 packet carries no extension headers.
         """
+        ipv6 = parts[0][0] >> 4 == 6
         if gso_size:
-            hdr = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
-                            header_length, gso_size, CSUM_START, CSUM_OFFSET)
+            hdr = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                            VIRTIO_NET_HDR_GSO_TCPV6 if ipv6 else VIRTIO_NET_HDR_GSO_TCPV4,
+                            header_length, gso_size, CSUM_START6 if ipv6 else CSUM_START,
+                            CSUM_OFFSET)
             self.tx_gso_packets += 1
         else:
-            hdr = _CSUM_HDR
+            hdr = _CSUM_HDR6 if ipv6 else _CSUM_HDR
         self._write((hdr, *parts))
 
     def _write(self, parts: tuple[bytes, ...]) -> None:
@@ -263,6 +270,8 @@ class TunLink:
 
 _CSUM_HDR = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0,
                       CSUM_START, CSUM_OFFSET)
+_CSUM_HDR6 = _pack_hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0,
+                       CSUM_START6, CSUM_OFFSET)
 
 
 def _unless_empty(read: Callable[..., _T], *args: Any) -> _T | None:
@@ -356,16 +365,19 @@ def _attach(ifname: str, offload: bool) -> tuple[int, bool, str | None]:
 
 
 def open_tun(netns_name: str, ifname: str = "tcps0",
-             tun_addr: ipaddress.IPv4Interface | str = "10.7.0.1/24",
+             tun_addr: ns.Interface | str | Sequence[ns.Interface | str] = "10.7.0.1/24",
              mtu: int = 1500, persist: bool | None = None,
              offload: bool = True) -> TunLink:
     """Create or attach TUN ``ifname`` inside namespace ``netns_name`` and configure the kernel's
-    end: ``tun_addr`` (kept if already there), MTU, queue length ``TX_QUEUE_LENGTH``, IPv6 off,
-    link and lo up. ``persist`` True/False sets TUNSETPERSIST; None leaves it as it is.
+    end: ``tun_addr`` (one or one per family, kept if already there), MTU, queue length
+    ``TX_QUEUE_LENGTH``, IPv6 off unless an IPv6 address is given, link and lo up.
+    ``persist`` True/False sets TUNSETPERSIST; None leaves it as it is.
     ``offload`` asks for virtio-net headers with checksum and TSO offload; the link's
     ``offload`` tells whether it got them and ``offload_note`` why not."""
     ns.validate_ifname(ifname)
-    iface = ns.parse_interface(tun_addr) if isinstance(tun_addr, str) else tun_addr
+    items = [tun_addr] if isinstance(tun_addr, str | ipaddress.IPv4Interface
+                                      | ipaddress.IPv6Interface) else list(tun_addr)
+    iface = [ns.parse_interface(i) if isinstance(i, str) else i for i in items]
 
     def inside() -> tuple[int, bool, str | None]:
         fd, on, note = _attach(ifname, offload)

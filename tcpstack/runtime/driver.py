@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
+from tcpstack.runtime.icmp6 import Icmp6Responder
 from tcpstack.runtime.iphost import IpHost
-from tcpstack.wire.errors import Fragmented, WireError
+from tcpstack.wire.errors import Fragmented, NotTcp, WireError
+from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 
 if TYPE_CHECKING:
@@ -39,7 +41,11 @@ if TYPE_CHECKING:
     from tcpstack.link.base import Link
 
 IPV4_VERSION = 4
+IPV6_VERSION = 6
 PROTO_TCP = 6
+# Flow labels kept per 4-tuple (RFC 6437: one label for the life of a flow);
+# a flood of new tuples only makes the cache start over.
+_LABELS_KEPT = 4096
 # The core never makes a segment's payload smaller than this its MSS, so a
 # payload up to here is never a super-segment (no need to look up the MSS).
 MIN_MSS = 64
@@ -60,16 +66,20 @@ class StackDriver:
     runtime's own ``DROP`` events (malformed packets) like the core's.
     """
 
-    def __init__(self, core: StackCore, link: Link, local_addr: str, *,
+    def __init__(self, core: StackCore, link: Link, local_addr: str | tuple[str, ...], *,
                  pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, coalesce: bool = False) -> None:
         self.core = core
         self.link = link
-        self.local_addr = local_addr
+        addrs = (local_addr,) if isinstance(local_addr, str) else tuple(local_addr)
+        self.local_addr = addrs[0]
+        self.local_addrs = frozenset(addrs)
         self.pcap = pcap
         self.tracer = tracer
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        self._label_key = core.config.isn_secret
+        self._labels: dict[tuple[str, int, str, int], int] = {}
         self._watchers: dict[Any, Callable[[], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -93,9 +103,12 @@ class StackDriver:
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
         self._receive = self._gro.add if self._gro is not None else core.receive
-        # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py).
-        self.iphost = IpHost(core, local_addr, self._send_packet, self.counters,
+        # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py),
+        # ICMPv6 (runtime/icmp6.py) under the same rate limit, as Linux's global one.
+        addr4 = next((a for a in addrs if ":" not in a), addrs[0])
+        self.iphost = IpHost(core, addr4, self._send_packet, self.counters,
                              deliver=self._dispatch, tracer=tracer)
+        self._icmp6 = Icmp6Responder(core, self.local_addrs, self.counters, self.iphost.bucket)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -257,29 +270,58 @@ class StackDriver:
 
     def _dispatch(self, packet: bytes | memoryview, now: float, verify: bool = True) -> None:
         """A packet from the link, or a datagram reassembled from its fragments."""
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
-            return
-        if len(packet) >= 20 and packet[9] != PROTO_TCP:
-            self.iphost.input(packet, now)           # ICMP, UDP...
+        version = packet[0] >> 4 if packet else 0
+        if version == IPV4_VERSION:
+            if len(packet) >= 20 and packet[9] != PROTO_TCP:
+                self.iphost.input(packet, now)           # ICMP, UDP...
+                return
+        elif version == IPV6_VERSION:
+            if len(packet) >= 40 and packet[6] == PROTO_ICMPV6:
+                self._on_icmp6(packet, now)
+                return
+        else:
+            self.counters["ignored_not_ip"] += 1
             return
         try:
             ip, seg = parse_packet(packet, verify)
-        except Fragmented:
-            self.iphost.fragment(packet, now)         # reassembled, then input again
+        except NotTcp:
+            self.counters["ignored_not_tcp"] += 1        # UDP..., behind IPv6 extensions too
+            reply = self._icmp6.unrecognized_next_header(packet, now)
+            if reply is not None:
+                self._send_packet(reply)
             return
         except WireError as exc:
+            if isinstance(exc, Fragmented) and version == IPV4_VERSION:
+                self.iphost.fragment(packet, now)     # reassembled, then input again
+                return
+            # (IPv6 fragments are not reassembled: RFC 8200 §4.5 leaves it to the node.)
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
                 self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
             return
-        if ip.dst != self.local_addr:
+        if ip.dst not in self.local_addrs:
             self.counters["drop_not_for_us"] += 1
             return
         self._receive(ip.src, ip.dst, seg, now)
 
+    def _on_icmp6(self, packet: bytes | memoryview, now: float) -> None:
+        """ICMPv6: echo requests answered at once (rate-limited), errors to the core."""
+        reply = self._icmp6.handle(packet, now)
+        if reply is not None:
+            self._send_packet(reply)
+
+    def _flow_label(self, src: str, dst: str, seg: Any) -> int:
+        """RFC 6437 §3: the connection's flow label, a keyed hash of its 4-tuple."""
+        key = (src, seg.src_port, dst, seg.dst_port)
+        label = self._labels.get(key)
+        if label is None:
+            if len(self._labels) >= _LABELS_KEPT:
+                self._labels.clear()
+            label = self._labels[key] = flow_label(self._label_key, *key)
+        return label
+
     def _send_packet(self, packet: bytes) -> None:
-        """A complete IPv4 packet the IP host made (ICMP), written at once."""
+        """A complete IP packet the IP host made (ICMP, ICMPv6), written at once."""
         if self.pcap is not None:
             self.pcap.write(packet, time.time())
         self.link.send(packet)
@@ -301,7 +343,9 @@ class StackDriver:
             mss = self._cut_size(src, dst, seg)
             if mss:
                 # A super-segment, on a link without TSO: cut here (GSO).
-                packets = segment_packets(src, dst, seg, mss, self._ident)
+                packets = segment_packets(src, dst, seg, mss, self._ident,
+                                          flow_label=self._flow_label(src, dst, seg)
+                                          if ":" in src else 0)
                 self._ident = (self._ident + len(packets) - 1) & 0xFFFF
                 for packet in packets:
                     if pcap is not None:
@@ -310,7 +354,10 @@ class StackDriver:
                 sent += len(packets)
                 self.counters["gso_segmented"] += 1
                 continue
-            packet = build_packet(src, dst, seg, ident=self._ident)
+            if ":" in src:
+                packet = build_packet(src, dst, seg, flow_label=self._flow_label(src, dst, seg))
+            else:
+                packet = build_packet(src, dst, seg, ident=self._ident)
             if pcap is not None:
                 pcap.write(packet, stamp)
             send(packet)
@@ -327,9 +374,10 @@ class StackDriver:
         ident = self._ident
         for src, dst, seg in output:
             ident = (ident + 1) & 0xFFFF
-            head = packet_headers(src, dst, seg, ident, offload=True)
+            label = self._flow_label(src, dst, seg) if ":" in src else 0
+            head = packet_headers(src, dst, seg, ident, offload=True, flow_label=label)
             if pcap is not None:
-                pcap.write(build_packet(src, dst, seg, ident=ident), stamp)
+                pcap.write(build_packet(src, dst, seg, ident=ident, flow_label=label), stamp)
             mss = self._cut_size(src, dst, seg)
             if mss:
                 send((head, seg.payload), mss, len(head))

@@ -7,7 +7,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from tcpstack.runtime.streams import DEFAULT_LIMIT, TcpStreamReader, TcpStreamWriter, TcpTransport
+from tcpstack.runtime.streams import (
+    DEFAULT_LIMIT,
+    TcpStreamReader,
+    TcpStreamWriter,
+    TcpTransport,
+    socket_address,
+)
+from tcpstack.wire.addr import endpoint_text
 
 if TYPE_CHECKING:
     from tcpstack.core.connection import Connection
@@ -28,26 +35,29 @@ class ListenerAddress:
     """Stands in for ``server.sockets[i]``: only ``getsockname()``."""
 
     def __init__(self, addr: str, port: int) -> None:
-        self._name = (addr, port)
+        self._name = socket_address((addr, port))
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> tuple[Any, ...]:
+        """``(host, port)``, or for IPv6 ``(host, port, flowinfo, scope_id)``."""
         return self._name
 
     def __repr__(self) -> str:
-        return f"<tcpstack listener {self._name[0]}:{self._name[1]}>"
+        return f"<tcpstack listener {endpoint_text(self._name[0], self._name[1])}>"
 
 
 class Server:
     """Serves one port. ``async with server:`` closes it on exit."""
 
     def __init__(self, listener: Listener, driver: StackDriver, handler: Handler,
-                 addr: str, port: int, limit: int = DEFAULT_LIMIT) -> None:
+                 addr: str | tuple[str, ...], port: int, limit: int = DEFAULT_LIMIT) -> None:
         self.listener = listener
         self.driver = driver
         self.handler = handler
         self.port = port
         self.limit = limit
-        self.sockets = (ListenerAddress(addr, port),)
+        # One per family served, as asyncio's server on "::"/None has.
+        addrs = (addr,) if isinstance(addr, str) else addr
+        self.sockets = tuple(ListenerAddress(one, port) for one in addrs)
         self.accepted = 0
         self._loop = asyncio.get_running_loop()
         self._serving = True

@@ -49,6 +49,13 @@ _DIRECT = 1     # read()/readinto(): wake it, it takes the bytes from the connec
 _FILL = 2       # readline()/readexactly()/readuntil(): feed the reader's buffer
 
 
+def socket_address(endpoint: tuple[str, int]) -> tuple[Any, ...]:
+    """An address as asyncio gives it: ``(host, port)`` for IPv4,
+    ``(host, port, flowinfo, scope_id)`` for IPv6 (``socket.getpeername``)."""
+    host, port = endpoint
+    return (host, port, 0, 0) if ":" in host else (host, port)
+
+
 class TcpStreamReader:
     """``asyncio.StreamReader``'s interface, reading straight from a connection.
 
@@ -396,9 +403,9 @@ class TcpTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
-            return self.conn.remote
+            return socket_address(self.conn.remote)
         if name == "sockname":
-            return self.conn.local
+            return socket_address(self.conn.local)
         if name == "tcpstack":
             return self.conn.info()
         if name == "connection":

@@ -29,13 +29,16 @@ class KernelLab:
     def __init__(self, stack: Any, netns: str, kernel_addr: str, events: list[Any]) -> None:
         self.stack = stack
         self.netns = netns
-        self.kernel_addr = kernel_addr
+        self.kernel_addr = kernel_addr          # its family is the scenario's
         self.events = events
         self.cut: int | None = None
+        self.family = socket.AF_INET6 if ":" in kernel_addr else socket.AF_INET
 
     @property
     def addr(self) -> str:
-        return str(self.stack.addr)
+        """tcpstack's address of the kernel address's family."""
+        ipv6 = self.family == socket.AF_INET6
+        return next(a for a in self.stack.addrs if (":" in a) == ipv6)
 
     def snapshot(self) -> None:
         """The diagram ends here: what follows (cleanup) is not drawn."""
@@ -224,7 +227,8 @@ async def refused(lab: KernelLab) -> None:
 async def keepalive(lab: KernelLab) -> None:
     """tcpstack keeps an idle connection alive with probes (1 s idle, 1 s interval)."""
     server = await lab.in_thread(
-        lambda: ns.run_in_netns(lab.netns, socket.create_server, (lab.kernel_addr, PORT)))
+        lambda: ns.run_in_netns(lab.netns, socket.create_server, (lab.kernel_addr, PORT),
+                                family=lab.family))
     accepted: list[socket.socket] = []
     task = asyncio.create_task(asyncio.to_thread(lambda: accepted.append(server.accept()[0])))
     _, writer = await lab.stack.open_connection(lab.kernel_addr, PORT, keepalive=(1.0, 1.0, 3))

@@ -68,7 +68,8 @@ class _LinkRecorder:
 
 
 async def run_kernel_async(scenario: Scenario, *, netns: str | None = None,
-                           pcap: str | None = None, fault: Any = None) -> Ladder:
+                           pcap: str | None = None, fault: Any = None,
+                           ipv6: bool = False) -> Ladder:
     from tcpstack.api import Stack
     from tcpstack.scenarios.kernel import KERNEL, KernelLab
 
@@ -79,11 +80,11 @@ async def run_kernel_async(scenario: Scenario, *, netns: str | None = None,
                      linger=0.5, fault=fault) as stack:
         if recorder is not None:
             stack.driver.link.observer = recorder
-        kernel_addr = stack.network.kernel_addr
+        kernel_addr = stack.network.kernel_addrs[6 if ipv6 else 4]
         lab = KernelLab(stack, name, kernel_addr, events)
         await KERNEL[scenario.name](lab)
     cut = lab.cut if lab.cut is not None else len(events)
-    addr = str(stack.addr)
+    addr = lab.addr
     trace = events[:cut]
     roles: dict[tuple[str, int], str] = {}
     for e in trace:
@@ -99,11 +100,13 @@ async def run_kernel_async(scenario: Scenario, *, netns: str | None = None,
 
 
 def run_kernel(scenario: Scenario, *, netns: str | None = None,
-               pcap: str | None = None, fault: Any = None) -> Ladder:
+               pcap: str | None = None, fault: Any = None, ipv6: bool = False) -> Ladder:
     """Run on the kernel; Ctrl-C cancels the run and the namespace is removed.
-    ``fault`` (a ``FaultSpec`` or its text) impairs tcpstack's link both ways."""
+    ``fault`` (a ``FaultSpec`` or its text) impairs tcpstack's link both ways;
+    ``ipv6`` runs the scenario between the two ends' IPv6 addresses."""
     try:
-        return asyncio.run(run_kernel_async(scenario, netns=netns, pcap=pcap, fault=fault))
+        return asyncio.run(run_kernel_async(scenario, netns=netns, pcap=pcap, fault=fault,
+                                            ipv6=ipv6))
     except (TimeoutError, ConnectionError, AssertionError) as exc:
         raise UserError(f"scenario {scenario.name} failed against the kernel: "
                         f"{str(exc) or type(exc).__name__}") from None

@@ -21,13 +21,15 @@ class Truncated(WireError):
 
 
 class BadHeaderLength(WireError):
-    """IPv4 IHL < 5, TCP data offset < 5, or a header that runs past the end."""
+    """IPv4 IHL < 5, TCP data offset < 5, a header (IPv6 extension headers
+    included) that runs past the end, or too long an IPv6 extension header chain."""
 
     reason = "bad-header-length"
 
 
 class BadTotalLength(WireError):
-    """IPv4 total length smaller than a header or larger than what arrived."""
+    """IPv4 total length (IPv6 payload length) smaller than a header or larger
+    than what arrived; an IPv6 jumbogram (payload length 0)."""
 
     reason = "bad-total-length"
 
@@ -45,19 +47,27 @@ class BadOption(WireError):
 
 
 class Fragmented(WireError):
-    """An IPv4 fragment (MF set or offset != 0): the runtime reassembles those (fragments.py)."""
+    """An IPv4 fragment (MF set or offset != 0): the runtime reassembles those
+    (fragments.py); or an IPv6 Fragment header that is not an atomic fragment
+    (RFC 6946): those are counted and dropped."""
 
     reason = "fragment"
 
 
 class NotIPv4(WireError):
-    """IP version field is not 4 (IPv6 router solicitations land here)."""
+    """IP version field is not 4 where an IPv4 header was expected, or neither 4 nor 6."""
 
     reason = "not-ipv4"
 
 
+class NotIPv6(WireError):
+    """IP version field is not 6 where an IPv6 header was expected."""
+
+    reason = "not-ipv6"
+
+
 class NotTcp(WireError):
-    """IPv4 protocol field is not 6."""
+    """The IPv4 protocol field, or the IPv6 header chain's last next header, is not 6."""
 
     reason = "not-tcp"
 
@@ -70,5 +80,5 @@ class Contradictory(WireError):
 
 ALL_ERRORS: tuple[type[WireError], ...] = (
     Truncated, BadHeaderLength, BadTotalLength, BadChecksum, BadOption,
-    Fragmented, NotIPv4, NotTcp, Contradictory,
+    Fragmented, NotIPv4, NotIPv6, NotTcp, Contradictory,
 )

@@ -1,4 +1,6 @@
-"""Whole IPv4+TCP packets: what the link carries, to and from what the core uses.
+"""Whole IPv4+TCP and IPv6+TCP packets: what the link carries, to and from
+what the core uses. The family follows the version nibble on the way in and
+the source address on the way out; the IPv6 half is ``wire.packet6``.
 
 Both directions have a fast way for IPv4 headers without options: one
 ``struct`` call (un)packs both headers, and the timestamps option too when
@@ -17,6 +19,8 @@ from tcpstack.wire.addr import addr_text, addr_wire
 from tcpstack.wire.checksum import fold, ones_sum
 from tcpstack.wire.errors import NotTcp, WireError
 from tcpstack.wire.ipv4 import Ipv4Header, ipv4_header_bytes, new_header, parse_ipv4_at
+from tcpstack.wire.ipv6 import Ipv6Header
+from tcpstack.wire.packet6 import headers6, headers6_general, parse_packet6
 from tcpstack.wire.tcp import (
     PROTO_TCP,
     TS_PREFIX,
@@ -46,6 +50,7 @@ _PLAIN_TS = struct.Struct(_PLAIN_FORMAT + "III")
 _PLAIN_TS_LENGTH = 52
 _NO_TS = (0, 0, 0)
 _U16 = struct.Struct("!H")
+IpHeader = Ipv4Header | Ipv6Header
 
 
 def _parse_general(buf: bytes | memoryview, verify_checksum: bool) -> tuple[Ipv4Header, TcpSegment]:
@@ -97,8 +102,8 @@ def _parse_plain(buf: bytes | memoryview,
 
 
 def parse_packet(buf: bytes | memoryview,
-                 verify_checksum: bool = True) -> tuple[Ipv4Header, TcpSegment]:
-    """Parse an IPv4 packet carrying TCP.
+                 verify_checksum: bool = True) -> tuple[IpHeader, TcpSegment]:
+    """Parse an IPv4 or IPv6 packet carrying TCP (the version nibble decides).
 
     ``verify_checksum=False`` skips the TCP checksum only (a TUN with checksum
     offload hands over segments whose checksum is partial); the IPv4 header
@@ -113,6 +118,8 @@ def parse_packet(buf: bytes | memoryview,
             parsed = _parse_plain(buf, verify_checksum)
             if parsed is not None:
                 return parsed
+        if buf and buf[0] >> 4 == 6:
+            return parse_packet6(buf, verify_checksum)
         return _parse_general(buf, verify_checksum)
     except WireError:
         raise
@@ -188,12 +195,17 @@ def _with_tcp_checksum(head: bytes, tcp_length: int, payload: bytes) -> bytes:
 
 
 def packet_headers(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int = 64,
-                   checksum: bool = True, *, offload: bool = False) -> bytes:
-    """What ``build_packet`` returns up to the payload: the IPv4 and TCP headers.
+                   checksum: bool = True, *, offload: bool = False, flow_label: int = 0) -> bytes:
+    """What ``build_packet`` returns up to the payload: the IP and TCP headers.
 
     The TCP checksum still covers the payload. For a link that takes the
     headers and the payload as separate pieces (no copy of the payload).
     """
+    if ":" in src:
+        try:
+            return headers6(src, dst, seg, ttl, checksum, offload, flow_label)
+        except _REFUSED:
+            return headers6_general(src, dst, seg, ttl, checksum, offload, flow_label)
     try:
         return _headers(src, dst, seg, ident, ttl, checksum, offload)
     except _REFUSED:
@@ -201,14 +213,19 @@ def packet_headers(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int
 
 
 def build_packet(src: str, dst: str, seg: TcpSegment, ident: int = 0, ttl: int = 64,
-                 checksum: bool = True, *, offload: bool = False) -> bytes:
-    """IPv4 header (DF set, no options) + TCP segment, with both checksums.
+                 checksum: bool = True, *, offload: bool = False, flow_label: int = 0) -> bytes:
+    """IPv4 header (DF set, no options) + TCP segment, with both checksums; or,
+    for IPv6 addresses, an IPv6 header (hop limit ``ttl``, ``flow_label``, no
+    extension headers; ``ident`` unused) + TCP segment.
 
     ``checksum=False`` leaves the TCP checksum 0; ``offload=True`` stores the
     folded pseudo-header sum there instead, for a link that completes the
     checksum (virtio ``NEEDS_CSUM``). The IPv4 checksum is always computed.
     ``ValueError`` for a bad address or a field that does not fit.
     """
+    if ":" in src:
+        return b"".join((packet_headers(src, dst, seg, ident, ttl, checksum, offload=offload,
+                                        flow_label=flow_label), seg.payload))
     try:
         return b"".join((_headers(src, dst, seg, ident, ttl, checksum, offload), seg.payload))
     except _REFUSED:
@@ -222,7 +239,7 @@ _FIRST_ONLY = tcp.CWR               # ... and CWR on the first only (RFC 3168 §
 
 
 def segment_packets(src: str, dst: str, seg: TcpSegment, mss: int, ident: int = 0,
-                    ttl: int = 64) -> list[bytes]:
+                    ttl: int = 64, flow_label: int = 0) -> list[bytes]:
     """The packets a TSO device would make of the super-segment ``seg``.
 
     Payload cut into ``mss``-byte pieces (the last may be shorter), sequence
@@ -233,7 +250,7 @@ def segment_packets(src: str, dst: str, seg: TcpSegment, mss: int, ident: int = 
     payload = seg.payload
     size = len(payload)
     if size <= mss:
-        return [build_packet(src, dst, seg, ident, ttl)]
+        return [build_packet(src, dst, seg, ident, ttl, flow_label=flow_label)]
     src_port, dst_port, ack = seg.src_port, seg.dst_port, seg.ack
     window, urgent, options = seg.window, seg.urgent, seg.options
     flags = seg.flags & ~_LAST_ONLY
@@ -246,5 +263,6 @@ def segment_packets(src: str, dst: str, seg: TcpSegment, mss: int, ident: int = 
         piece = new_segment(src_port, dst_port, (seg.seq + offset) & 0xFFFFFFFF, ack,
                             piece_flags, window, urgent, options,
                             payload[offset:offset + mss])
-        packets.append(build_packet(src, dst, piece, (ident + len(packets)) & 0xFFFF, ttl))
+        packets.append(build_packet(src, dst, piece, (ident + len(packets)) & 0xFFFF, ttl,
+                                    flow_label=flow_label))
     return packets

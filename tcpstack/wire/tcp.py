@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from tcpstack.wire.addr import addr_wire
+from tcpstack.wire.addr import any_addr_wire
 from tcpstack.wire.checksum import checksum_ok, fold, ones_sum
 from tcpstack.wire.errors import BadChecksum, BadHeaderLength, BadOption, Contradictory, Truncated
 from tcpstack.wire.fastinit import fast_constructor
@@ -253,12 +253,13 @@ def parse_tcp(buf: bytes | memoryview, src: str, dst: str,
               verify_checksum: bool = True) -> TcpSegment:
     """Parse one TCP segment (header + payload, nothing after it).
 
-    ``src``/``dst`` are the IPv4 addresses for the pseudo-header. Raises only
+    ``src``/``dst`` are the addresses for the pseudo-header (IPv4 or IPv6:
+    RFC 8200 §8.1's sums the same way for a segment under 64 KiB). Raises only
     ``WireError`` subclasses for bad bytes (``ValueError`` for a bad address).
     """
     pseudo = None
     if verify_checksum:
-        pseudo = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP + len(buf)
+        pseudo = any_addr_wire(src)[1] + any_addr_wire(dst)[1] + PROTO_TCP + len(buf)
     return parse_tcp_at(buf, 0, len(buf), pseudo)
 
 
@@ -298,5 +299,5 @@ def build_tcp(src: str, dst: str, seg: TcpSegment, checksum: bool = True, *,
     """
     base = None
     if checksum or offload:
-        base = addr_wire(src)[1] + addr_wire(dst)[1] + PROTO_TCP
+        base = any_addr_wire(src)[1] + any_addr_wire(dst)[1] + PROTO_TCP
     return tcp_header_bytes(seg, base, offload) + bytes(seg.payload)

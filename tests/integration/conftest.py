@@ -25,6 +25,8 @@ from tcpstack.link import netns as ns
 
 KERNEL_ADDR = "10.7.0.1"
 STACK_ADDR = "10.7.0.2"
+KERNEL_ADDR6 = "fd00:7::1"
+STACK_ADDR6 = "fd00:7::2"
 T = TypeVar("T")
 
 
@@ -59,7 +61,9 @@ class Kernel:
         return sock
 
     def listen(self, port: int, addr: str = KERNEL_ADDR) -> socket.socket:
-        sock = ns.run_in_netns(self.netns, socket.create_server, (addr, port), backlog=256)
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        sock = ns.run_in_netns(self.netns, socket.create_server, (addr, port), family=family,
+                               backlog=256)
         sock.settimeout(20)
         self.sockets.append(sock)
         return sock
@@ -111,10 +115,11 @@ def kernel_echo_client(kernel: Kernel, port: int, payload: bytes,
     return b"".join(chunks)
 
 
-def kernel_sender(kernel: Kernel, port: int, payload: bytes) -> Callable[[], None]:
-    """A kernel listener; the returned function (run it on a thread) sends
-    ``payload`` to whoever connects, then FIN, and waits for our FIN."""
-    sock = kernel.listen(port)
+def kernel_sender(kernel: Kernel, port: int, payload: bytes,
+                  addr: str = KERNEL_ADDR) -> Callable[[], None]:
+    """A kernel listener on ``addr``; the returned function (run it on a thread)
+    sends ``payload`` to whoever connects, then FIN, and waits for our FIN."""
+    sock = kernel.listen(port, addr)
 
     def serve() -> None:
         conn, _ = sock.accept()

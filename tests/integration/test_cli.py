@@ -131,7 +131,7 @@ def test_listen_source_active_close_pcap_and_time_wait(cli: Cli, kernel: Kernel,
     assert any(f"{STACK_ADDR}.9 >" in ln and "Flags [S.]" in ln for ln in lines)
     assert any(f"{STACK_ADDR}.9 >" in ln and "Flags [F" in ln for ln in lines)
     packets = rdpcap(str(pcap))
-    ours = [p for p in packets if p[IP].src == STACK_ADDR]
+    ours = [p for p in packets if IP in p and p[IP].src == STACK_ADDR]
     assert ours[0][TCP].flags == "SA"
     idents = [p[IP].id for p in ours]
     assert idents == sorted(idents) and len(set(idents)) == len(idents)   # IPv4 ID increments

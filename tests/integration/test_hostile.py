@@ -139,31 +139,37 @@ def test_hostile_segments(netns_name: str, kernel: Kernel) -> None:
     run_async(body())
 
 
-def test_non_ipv4_is_ignored_and_non_tcp_answered_and_counted(netns_name: str,
-                                                              kernel: Kernel) -> None:
+def test_non_ip_is_ignored_and_non_tcp_answered_and_counted(netns_name: str,
+                                                            kernel: Kernel) -> None:
     import socket
 
     from scapy.layers.inet import IP
     from scapy.layers.inet import UDP as UDP4
-    from scapy.layers.inet6 import UDP, IPv6
+    from scapy.layers.inet6 import UDP, IPv6, IPv6ExtHdrDestOpt
 
     async def body() -> None:
         async with tcpstack.Stack(netns=netns_name) as stack:
             await tcpstack.start_server(echo, PORT)
-            # An IPv6 packet written to the TUN through a packet socket on it.
+            # Packets written to the TUN through a packet socket on it.
             eth_p_ipv6 = 0x86DD
             packet_sock = ns.run_in_netns(netns_name, socket.socket, socket.AF_PACKET,
                                           socket.SOCK_DGRAM, socket.htons(eth_p_ipv6))
             kernel.sockets.append(packet_sock)
-            ipv6 = bytes(IPv6(src="fe80::1", dst="ff02::2") / UDP(sport=1, dport=2))
+            before = stack.counters.get("ignored_not_tcp", 0)
+            # UDP over IPv6, behind a destination options header: not TCP.
+            ipv6 = bytes(IPv6(src="fd00:7::1", dst="fd00:7::2") / IPv6ExtHdrDestOpt()
+                         / UDP(sport=1, dport=2))
             packet_sock.sendto(ipv6, ("tcps0", eth_p_ipv6))
+            # IP version 5: neither family.
+            packet_sock.sendto(b"\x50" + bytes(39), ("tcps0", eth_p_ipv6))
             # UDP over IPv4: not TCP.
             kernel.raw_socket().sendto(bytes(IP(src=SPOOFED, dst=STACK_ADDR) /
                                              UDP4(sport=1, dport=2)), (STACK_ADDR, 0))
             await asyncio.sleep(0.1)
-            assert stack.counters.get("ignored_not_ipv4") == 1
-            # A protocol tcpstack does not speak: counted, answered with ICMP
-            # protocol unreachable (RFC 1122 §3.2.2.1).
+            assert stack.counters.get("ignored_not_ip") == 1
+            assert stack.counters.get("ignored_not_tcp", 0) - before == 1     # the IPv6 one
+            # A protocol tcpstack does not speak over IPv4: counted, answered with
+            # ICMP protocol unreachable (RFC 1122 §3.2.2.1).
             assert stack.counters.get("ip_protocol_unsupported") == 1
             assert stack.counters.get("icmp_protocol_unreachable_sent") == 1
             result = await asyncio.to_thread(kernel.run, ["nc", "-N", STACK_ADDR, str(PORT)],

@@ -14,7 +14,7 @@ import tcpstack
 from tcpstack.link import netns as ns
 from tcpstack.link.tun import open_tun
 
-from .conftest import KERNEL_ADDR, Cli, Kernel, kernel_sender, run_async
+from .conftest import KERNEL_ADDR, KERNEL_ADDR6, Cli, Kernel, kernel_sender, run_async
 
 pytestmark = pytest.mark.root
 
@@ -27,10 +27,10 @@ def _payload(size: int) -> bytes:
 
 
 async def _receive_all(stack: tcpstack.Stack, kernel: Kernel, port: int,
-                       payload: bytes) -> bytes:
-    serve = kernel_sender(kernel, port, payload)
+                       payload: bytes, addr: str = KERNEL_ADDR) -> bytes:
+    serve = kernel_sender(kernel, port, payload, addr)
     server = asyncio.create_task(asyncio.to_thread(serve))
-    reader, writer = await stack.open_connection(KERNEL_ADDR, port)
+    reader, writer = await stack.open_connection(addr, port)
     chunks = []
     while data := await reader.read(1 << 20):
         chunks.append(data)
@@ -40,8 +40,9 @@ async def _receive_all(stack: tcpstack.Stack, kernel: Kernel, port: int,
     return b"".join(chunks)
 
 
-async def _send_all(stack: tcpstack.Stack, kernel: Kernel, port: int, payload: bytes) -> str:
-    sock = kernel.listen(port)
+async def _send_all(stack: tcpstack.Stack, kernel: Kernel, port: int, payload: bytes,
+                    addr: str = KERNEL_ADDR) -> str:
+    sock = kernel.listen(port, addr)
 
     def sink() -> str:
         conn, _ = sock.accept()
@@ -53,7 +54,7 @@ async def _send_all(stack: tcpstack.Stack, kernel: Kernel, port: int, payload: b
         return digest.hexdigest()
 
     got = asyncio.create_task(asyncio.to_thread(sink))
-    _reader, writer = await stack.open_connection(KERNEL_ADDR, port)
+    _reader, writer = await stack.open_connection(addr, port)
     view = memoryview(payload)
     for start in range(0, len(payload), 1 << 20):
         writer.write(view[start:start + (1 << 20)])
@@ -63,8 +64,11 @@ async def _send_all(stack: tcpstack.Stack, kernel: Kernel, port: int, payload: b
     return await got
 
 
+@pytest.mark.parametrize("addr", [KERNEL_ADDR, KERNEL_ADDR6], ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
-def test_20mb_each_way_byte_exact(netns_name: str, kernel: Kernel, offload: bool) -> None:
+def test_20mb_each_way_byte_exact(netns_name: str, kernel: Kernel, offload: bool,
+                                  addr: str) -> None:
+    """Both families: TSO4/TSO6 out, GSO in, checksum offload (csum_start 20 or 40)."""
     down = _payload(SIZE)
     up = _payload(SIZE)
 
@@ -75,7 +79,7 @@ def test_20mb_each_way_byte_exact(netns_name: str, kernel: Kernel, offload: bool
             # Super-segments from the core either way: the TUN cuts them
             # (TSO) or, without offloads, the driver does (GSO).
             assert stack.config.tso_max > 0
-            received = await _receive_all(stack, kernel, 9001, down)
+            received = await _receive_all(stack, kernel, 9001, down, addr)
             assert hashlib.sha256(received).digest() == hashlib.sha256(down).digest()
             if offload:
                 # The kernel hands us GSO super-packets: reads larger than the MTU.
@@ -86,7 +90,7 @@ def test_20mb_each_way_byte_exact(netns_name: str, kernel: Kernel, offload: bool
                 assert stack.counters["gro_merged"] > 0
 
             writes_before = link.tx_packets
-            digest = await _send_all(stack, kernel, 9002, up)
+            digest = await _send_all(stack, kernel, 9002, up, addr)
             assert digest == hashlib.sha256(up).hexdigest()
             writes = link.tx_packets - writes_before
             if offload:

@@ -151,3 +151,17 @@ def test_rate_limit_queue_overflow_is_tail_drop() -> None:
     # Once the first packets have left, there is room again.
     first_departure = len(packet(0)) / 1000.0
     assert injector.process(packet(9), first_departure + 1e-9)
+
+
+def test_ipv6_corruption_flips_one_bit_after_the_ipv6_header() -> None:
+    injector = FaultInjector(FaultSpec(corrupt=1.0, seed=4))
+    seg = TcpSegment(1, 2, 3, 4, ACK, 5, payload=b"x" * 200)
+    original = build_packet("fd00:7::1", "fd00:7::2", seg)
+    for _ in range(300):
+        [(_, damaged)] = injector.process(original, 0.0)
+        diff = [j for j in range(len(original)) if original[j] != damaged[j]]
+        assert len(diff) == 1 and diff[0] >= 40
+        with pytest.raises(WireError) as info:
+            parse_packet(damaged)
+        assert info.value.reason in ("bad-checksum", "bad-header-length", "bad-option",
+                                     "contradictory-flags")

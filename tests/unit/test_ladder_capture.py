@@ -114,6 +114,31 @@ def test_capture_without_tcp(tmp_path):
         select_connection(read_capture(str(path)), None)
 
 
+def test_ipv6_capture_ladder_and_bracketed_conn_spec(tmp_path, capsys):
+    from scapy.layers.inet6 import ICMPv6ND_RS, IPv6
+
+    path = tmp_path / "v6.pcap"
+    a6, b6 = "fd00:7::1", "fd00:7::2"
+    v4 = exchange(5555)
+    v6 = [IPv6(src=a6 if p[IP].src == A else b6, dst=b6 if p[IP].dst == B else a6) / p[TCP]
+          for p in exchange(7777)]
+    pkts = [*v4, IPv6(src="fe80::1", dst="ff02::2") / ICMPv6ND_RS(), *v6]
+    for i, p in enumerate(pkts):
+        p.time = 300 + i * 0.01
+    wrpcap(str(path), pkts, linktype=101)
+    cap = read_capture(str(path))
+    assert cap.frames == 11 and cap.skipped == 1          # the router solicitation
+    assert [c.a for c in cap.connections] == [(A, 5555), (a6, 7777)]
+    conn = select_connection(cap, f"[{a6}]:7777-[{b6}]:80")
+    assert conn.summary().startswith(f"[{a6}]:7777 <-> [{b6}]:80")
+    assert conn.name == f"[{a6}]:7777-[{b6}]:80"
+    ladder = ladder_from_segments(conn.segments)
+    assert ladder.states(0)[:3] == [State.CLOSED, State.SYN_SENT, State.ESTABLISHED]
+    assert main(["ladder", str(path), "--conn", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "fd00:7::2" in out and "SYN" in out
+
+
 def test_an_icmp_error_is_a_note_on_its_connection(tmp_path, capsys):
     from scapy.layers.inet import ICMP
 

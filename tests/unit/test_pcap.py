@@ -126,36 +126,43 @@ def test_ethernet_capture_from_scapy(tmp_path: Path) -> None:
         Ether() / ARP(),
         Ether() / Dot1Q(vlan=5) / tcp_packet,
         Ether() / Dot1Q(vlan=5) / Dot1Q(vlan=6) / tcp_packet,   # QinQ
-        Ether() / IPv6() / TCP(),
+        Ether() / IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=1, dport=2, flags="S")
+        / Raw(b"hi"),
         Ether(type=0x0800) / Raw(bytes(tcp_packet) + b"\0" * 6),  # padded to the minimum
     ])
     reader = PcapReader(path)
     records = list(reader)
-    assert reader.skipped == 2
-    assert len(records) == 4
+    assert reader.skipped == 1                                     # the ARP frame
+    assert len(records) == 5
     for record in records:
         assert record.linktype == 1
         header, seg = parse_packet(record.data)
-        assert (header.src, seg.dst_port, seg.flags, seg.payload) == (A, 2, SYN, b"hi")
+        assert header.src in (A, "fd00::1")
+        assert (seg.dst_port, seg.flags, seg.payload) == (2, SYN, b"hi")
 
 
 @pytest.mark.parametrize(("layer", "linktype"), [(CookedLinux, 113), (CookedLinuxV2, 276)])
 def test_linux_cooked_captures_from_scapy(tmp_path: Path, layer: type, linktype: int) -> None:
     path = tmp_path / "cooked.pcap"
     tcp_packet = IP(src=A, dst=B) / TCP(sport=1, dport=2, flags="A")
-    wrpcap(str(path), [layer(proto=0x0800) / tcp_packet, layer(proto=0x86DD) / IPv6()])
+    wrpcap(str(path), [layer(proto=0x0800) / tcp_packet, layer(proto=0x86DD) / IPv6(),
+                       layer(proto=0x0806) / Raw(b"arp")])
     records = list(read_pcap(path))
-    assert [(r.linktype, r.data) for r in records] == [(linktype, bytes(tcp_packet))]
+    assert [(r.linktype, r.data) for r in records] == [(linktype, bytes(tcp_packet)),
+                                                       (linktype, bytes(IPv6()))]
 
 
 def test_bsd_loopback_captures(tmp_path: Path) -> None:
     path = tmp_path / "lo0.pcap"
     tcp_packet = bytes(IP(src=A, dst=B) / TCP(sport=1, dport=2, flags="A"))
-    wrpcap(str(path), [Loopback(type=2) / Raw(tcp_packet), Loopback(type=24) / IPv6()])
-    assert [(r.linktype, r.data) for r in read_pcap(path)] == [(0, tcp_packet)]
+    wrpcap(str(path), [Loopback(type=2) / Raw(tcp_packet), Loopback(type=24) / IPv6(),
+                       Loopback(type=7) / Raw(b"other")])
+    v6 = bytes(IPv6())
+    assert [(r.linktype, r.data) for r in read_pcap(path)] == [(0, tcp_packet), (0, v6)]
     loop = big_endian_pcap(0xA1B2C3D4, 108, [(1, 0, b"\0\0\0\x02" + tcp_packet),
-                                             (1, 0, b"\0\0\0\x18" + bytes(IPv6()))])
-    assert [r.data for r in read_pcap(io.BytesIO(loop))] == [tcp_packet]
+                                             (1, 0, b"\0\0\0\x18" + v6),
+                                             (1, 0, b"\0\0\0\x07" + b"other")])
+    assert [r.data for r in read_pcap(io.BytesIO(loop))] == [tcp_packet, v6]
 
 
 def one_line_error(data: bytes, tmp_path: Path) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import ICMPv6ND_RS, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.packet import Raw
 
 from tcpstack.wire.checksum import internet_checksum
@@ -22,11 +22,13 @@ from tcpstack.wire.errors import (
     Contradictory,
     Fragmented,
     NotIPv4,
+    NotIPv6,
     NotTcp,
     Truncated,
     WireError,
 )
 from tcpstack.wire.ipv4 import parse_ipv4
+from tcpstack.wire.ipv6 import parse_ipv6
 from tcpstack.wire.packet import build_packet, parse_packet
 from tcpstack.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, parse_tcp
 
@@ -34,6 +36,8 @@ SRC, DST = "10.7.0.1", "10.7.0.2"
 SEGMENT = TcpSegment(src_port=5001, dst_port=40000, seq=1000, ack=2000, flags=ACK | PSH,
                      window=502, options=TcpOptions(timestamps=(7, 8)), payload=b"x" * 100)
 GOOD = build_packet(SRC, DST, SEGMENT, ident=77)
+SRC6, DST6 = "fd00:7::1", "fd00:7::2"
+GOOD6 = build_packet(SRC6, DST6, SEGMENT, flow_label=0x12345)
 
 
 def with_ip_checksum(packet: bytes | bytearray) -> bytes:
@@ -61,8 +65,21 @@ CRAFTED: list[tuple[type[WireError], bytes]] = [
     (Truncated, b""),
     (Truncated, GOOD[:19]),
     (Truncated, tcp_raw(b"\x00" * 19)),
-    (NotIPv4, bytes(IPv6(src="fe80::1", dst="ff02::2") / Raw(b"router solicitation"))),
     (NotIPv4, b"\x55" + GOOD[1:]),
+    (NotIPv6, b"\x46" + GOOD6[1:]),      # parse_ipv6 only: parse_packet reads it as IPv4
+    (Truncated, GOOD6[:39]),
+    (Truncated, GOOD6[:4] + (10).to_bytes(2, "big") + GOOD6[6:50]),       # TCP header cut
+    (BadTotalLength, GOOD6[:-1]),                                       # payload > received
+    (BadTotalLength, GOOD6[:4] + b"\0\0" + GOOD6[6:]),                  # jumbogram
+    (BadHeaderLength, bytes(IPv6(src=SRC6, dst=DST6, nh=0, plen=4) / Raw(b"\x06\x00\0\0"))),
+    (BadHeaderLength, bytes(IPv6(src=SRC6, dst=DST6) / IPv6ExtHdrHopByHop(len=3) / TCP())),
+    (BadHeaderLength, bytes(IPv6(src=SRC6, dst=DST6, nh=60) / Raw(b"".join(
+        bytes([60, 0]) + b"\0" * 6 for _ in range(9))))),               # chain of 9
+    (BadChecksum, GOOD6[:-1] + bytes([GOOD6[-1] ^ 0x01])),
+    (Fragmented, bytes(IPv6(src=SRC6, dst=DST6) / IPv6ExtHdrFragment(m=1) / TCP())),
+    (Fragmented, bytes(IPv6(src=SRC6, dst=DST6) / IPv6ExtHdrFragment(offset=8) / TCP())),
+    (NotTcp, bytes(IPv6(src="fe80::1", dst="ff02::2") / ICMPv6ND_RS())),
+    (Contradictory, bytes(IPv6(src=SRC6, dst=DST6) / TCP(flags="SR"))),
     (BadHeaderLength, with_ip_checksum(b"\x44" + GOOD[1:])),                 # IHL 4
     (BadHeaderLength, with_ip_checksum(b"\x46\x00" + (22).to_bytes(2, "big") + GOOD[4:20]
                                        + b"\x01" * 4)),                 # total 22 < IHL 6*4
@@ -88,7 +105,7 @@ CRAFTED: list[tuple[type[WireError], bytes]] = [
                          ids=[f"{e.__name__}-{i}" for i, (e, _) in enumerate(CRAFTED)])
 def test_crafted_packet_raises_its_error(error: type[WireError], packet: bytes) -> None:
     with pytest.raises(error) as info:
-        parse_packet(packet)
+        parse_ipv6(packet) if error is NotIPv6 else parse_packet(packet)
     assert type(info.value) is error
     assert str(info.value)            # says what is wrong
     assert error.reason               # counter name
@@ -144,6 +161,7 @@ def parse_all_ways(data: bytes) -> None:
     """Run every parser over ``data``; only codec errors may come out."""
     for parse in (lambda: parse_packet(data), lambda: parse_packet(memoryview(data), False),
                   lambda: parse_packet(bytearray(data)), lambda: parse_ipv4(data),
+                  lambda: parse_ipv6(data),
                   lambda: parse_tcp(data, SRC, DST), lambda: parse_tcp(data, SRC, DST, False)):
         try:
             parse()
@@ -154,7 +172,8 @@ def parse_all_ways(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=80) | st.binary(min_size=1, max_size=80).map(lambda b: b"\x45" + b))
+@given(st.binary(max_size=80) | st.binary(min_size=1, max_size=80).map(lambda b: b"\x45" + b)
+       | st.binary(min_size=1, max_size=100).map(lambda b: b"\x60" + b))
 def test_random_bytes_raise_only_wire_errors(data: bytes) -> None:
     parse_all_ways(data)
 
@@ -166,6 +185,8 @@ valid_packets = st.sampled_from([
     build_packet(SRC, DST, TcpSegment(1, 2, 3, 4, ACK, 5, options=TcpOptions(
         sack_blocks=((1, 2), (3, 4), (5, 6)), timestamps=(1, 2)))),
     bytes(IP(src=SRC, dst=DST, options=[b"\x01\x01\x01\x01"]) / TCP(options=[(99, b"ab")])),
+    GOOD6,
+    bytes(IPv6(src=SRC6, dst=DST6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment() / TCP()),
 ])
 
 

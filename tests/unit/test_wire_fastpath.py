@@ -18,6 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_wire_oracle import addresses, segments, tcp_options, u8, u16
 
+from tcpstack.wire import packet6
 from tcpstack.wire.checksum import fold, internet_checksum, ones_sum
 from tcpstack.wire.packet import (
     _headers,
@@ -41,6 +42,7 @@ from tcpstack.wire.tcp import (
 )
 
 SRC, DST = "10.7.0.1", "10.7.0.2"
+SRC6, DST6 = "fd00:7::1", "fd00:7::2"
 modes = st.sampled_from([(True, False), (False, False), (True, True), (False, True)])
 odd_payloads = st.binary(max_size=600) | st.binary(min_size=1400, max_size=1461)
 
@@ -154,6 +156,13 @@ def test_odd_values_give_what_the_general_path_gives(
 def parse_both_ways(data: bytes | bytearray | memoryview, verify: bool) -> None:
     """The fast parse gives what the general one does (a result or the same
     error), or declines with None; parse_packet gives what the general one does."""
+    if data and data[0] >> 4 == 6:
+        general = outcome(lambda: packet6._parse_general(data, verify))
+        if len(data) >= 60:
+            fast = outcome(lambda: packet6._parse_plain(data, verify))
+            assert fast is None or fast == general
+        assert outcome(lambda: parse_packet(data, verify)) == general
+        return
     general = outcome(lambda: _parse_general(data, verify))
     if len(data) >= 40 and data[0] == 0x45:
         fast = outcome(lambda: _parse_plain(data, verify))
@@ -187,6 +196,27 @@ def test_parse_damaged_packets_both_ways(seg: TcpSegment, edits: list[tuple[int,
     if fix_ip and len(data) >= 20:
         data[10:12] = b"\0\0"
         data[10:12] = internet_checksum(bytes(data[:20])).to_bytes(2, "big")
+    parse_both_ways(bytes(data), verify)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seg=segments, edits=st.lists(st.tuples(st.integers(0, 90), u8), max_size=4),
+       verify=st.booleans(), cut=st.none() | st.integers(0, 100), label=st.integers(0, 0xFFFFF),
+       offload=st.booleans())
+def test_ipv6_fast_paths_equal_general_paths(seg: TcpSegment, edits: list[tuple[int, int]],
+                                             verify: bool, cut: int | None, label: int,
+                                             offload: bool) -> None:
+    fast = outcome(lambda: packet6.headers6(SRC6, DST6, seg, 64, True, offload, label))
+    general = outcome(lambda: packet6.headers6_general(SRC6, DST6, seg, 64, True, offload,
+                                                       label))
+    assert fast == general or isinstance(fast, tuple)   # a refusal goes the general way
+    data = bytearray(build_packet(SRC6, DST6, seg, flow_label=label))
+    parse_both_ways(bytes(data), verify)
+    for index, value in edits:
+        if index < len(data):
+            data[index] = value
+    if cut is not None:
+        del data[cut:]
     parse_both_ways(bytes(data), verify)
 
 
