@@ -111,6 +111,16 @@ class Bench:
                               terminate_server=True, profile=profile)
         return {"rr-median": result["median_us"], "rr-p99": result["p99_us"]}
 
+    # -- connections -------------------------------------------------------------------
+
+    def connect(self, side: str, profile: str | None = None) -> dict[str, float]:
+        """Sequential connect+close per second against an echo peer."""
+        s = self.settings
+        result, _ = self.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
+                              self._timeout(30 + s.connect_count * 0.02),
+                              terminate_server=True, profile=profile)
+        return {"connect": result["per_second"]}
+
     # -- bulk ------------------------------------------------------------------------
 
     def bulk(self, side: str, direction: str, total: int, seed: int,
@@ -262,10 +272,7 @@ def _rr(bench: Bench, side: str, index: int) -> dict[str, float]:
 
 
 def _connect(bench: Bench, side: str, index: int) -> dict[str, float]:
-    s = bench.settings
-    result, _ = bench.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
-                           bench._timeout(30 + s.connect_count * 0.02), terminate_server=True)
-    return {"connect": result["per_second"]}
+    return bench.connect(side)
 
 
 def _idle(bench: Bench, side: str, index: int) -> dict[str, float]:
