@@ -10,7 +10,7 @@
 # Extra arguments go to pytest: `docker run ... tcpstack-test tools/test -m "not vm"`.
 FROM debian:bookworm-slim
 
-# tools/install installs the rest (iproute2, netcat-openbsd, nftables,
+# tools/install installs the rest (iproute2, netcat-openbsd, nftables, iputils-ping,
 # tcpdump, qemu-system-x86, linux-image-amd64, busybox-static, ...).
 # hadolint ignore=DL3008
 RUN apt-get update \

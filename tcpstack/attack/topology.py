@@ -188,27 +188,17 @@ def alive(pid: int) -> bool:
 
 # -- helpers run inside a namespace (on a helper thread) ---------------------------------
 
-def _write_sysctl(path: str, value: str) -> None:
-    with open(f"/proc/sys/net/{path}", "w", encoding="ascii") as f:
-        f.write(value)
+_write_sysctl = ns.write_sysctl
+_no_rp_filter = ns.no_rp_filter
 
 
 def _make_veth(ifname: str, mac: str, peer: str, peer_mac: str, peer_netns: str) -> None:
     """A veth pair from the current namespace to ``peer_netns``, with fixed MACs."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=ifname, kind="veth", address=mac,
-                 peer={"ifname": peer, "address": peer_mac, "net_ns_fd": peer_netns})
+    ns.make_veth(ifname, peer, peer_netns, mac, peer_mac)
 
 
 def _configure(ifname: str, address: str) -> None:
     ns.configure_interface(ifname, ipaddress.IPv4Interface(f"{address}/{LINK_PREFIX}"), None)
-
-
-def _no_rp_filter(*devices: str) -> None:
-    for dev in ("all", "default", *devices):
-        _write_sysctl(f"ipv4/conf/{dev}/rp_filter", "0")
 
 
 def _setup_attacker() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tcpstack.bench.argtypes import positive_int
 from tcpstack.core.congestion import ALGORITHMS
+from tcpstack.core.errors import TcpUnreachable
 from tcpstack.errors import UserError
 from tcpstack.runtime.network import DEFAULT_ADDR, DEFAULT_NETNS, DEFAULT_TUN, DEFAULT_TUN_ADDR
 
@@ -230,6 +231,8 @@ def connection_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def describe_connection_error(exc: BaseException) -> str:
     """One line for a connection failure, as a person reads it."""
+    if isinstance(exc, TcpUnreachable):
+        return str(exc)           # which ICMP error, from whom (core/icmp.py)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):

@@ -88,12 +88,21 @@ class StackConfig:
     # RFC 4987 §3.6: answer SYNs with cookies when a listener's SYN queue is
     # full (its backlog, as Linux), keeping no state (Linux tcp_syncookies=1).
     syncookies: bool = True
+    # RFC 1191 path MTU discovery: a reported MTU below this is raised to it
+    # (Linux ip_rt_min_pmtu, 552), and a learned path MTU is forgotten after
+    # this many seconds so a grown path is used again (Linux ip_rt_mtu_expires).
+    min_pmtu: int = 552
+    pmtu_expires: float = 600.0
 
     def __post_init__(self) -> None:
         if not 0 < self.delayed_ack <= 0.2:
             raise ValueError("delayed_ack must be in (0, 0.2] seconds (RFC 1122 4.2.3.2)")
         if self.mtu < 68:                 # RFC 791 / RFC 9293 §3.7.1: every IPv4 link takes 68
             raise ValueError(f"mtu {self.mtu} is too small for TCP/IPv4")
+        if self.min_pmtu < 68:           # RFC 791: every IPv4 link takes 68
+            raise ValueError(f"min_pmtu {self.min_pmtu} is below 68")
+        if self.pmtu_expires <= 0:
+            raise ValueError("pmtu_expires must be positive")
         lo, hi = self.ephemeral_ports
         if not 0 < lo <= hi <= 65535:
             raise ValueError(f"bad ephemeral port range {self.ephemeral_ports}")

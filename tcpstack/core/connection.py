@@ -42,6 +42,7 @@ from tcpstack.core.errors import (
     TcpConnectionReset,
 )
 from tcpstack.core.events import TIMER_FIN_WAIT_2, TIMER_TIME_WAIT, EventKind, TraceEvent
+from tcpstack.core.icmp import IcmpSide
 from tcpstack.core.options import DEFAULT_MSS, negotiate, our_offer
 from tcpstack.core.prediction import HeaderPrediction
 from tcpstack.core.reassembly import Reassembly
@@ -85,22 +86,24 @@ _NO_SEND = frozenset({CLOSED, CLOSING, LAST_ACK, TIME_WAIT_STATE, FIN_WAIT_1,
                       FIN_WAIT_2_STATE})
 
 
-class Connection(SendSide, ReceiveSide, HeaderPrediction):
+class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
     """One TCB. Created by ``StackCore.connect`` or by a listener; see docs/architecture.md."""
 
     __slots__ = (
-        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg", "_closed",
-        "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_flight_round_end", "_ka_probes",
-        "_last_ack_sent", "_last_oow_ack", "_last_rcv", "_last_send", "_max_flight",
-        "_mem_charged", "_ooo", "_our_options", "_peer_syn_options", "_persist_backoff",
-        "_persist_probes", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space",
-        "_rcv_space_off", "_rcv_space_time", "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery",
-        "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok", "_short_charge", "_short_sent",
-        "_shut_wr", "_snd_wscale", "_sndbuf", "_syn_lost", "_timers", "_ts_offset", "_ts_ok",
-        "_ts_recent", "_ts_recent_time", "_wf_adv", "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok",
-        "bytes_received", "bytes_sent", "cc", "created", "error", "irs", "iss", "local",
-        "max_snd_wnd", "mss", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
-        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
+        "__weakref__", "_ack_now", "_ack_pending", "_adv_mss", "_buf_seq", "_cfg",
+        "_closed", "_ctx", "_fin_rcv_off", "_fin_rcvd", "_fin_seq", "_flight_round_end",
+        "_ka_probes", "_last_ack_sent", "_last_oow_ack", "_last_rcv", "_last_send",
+        "_max_flight", "_mem_charged", "_mss_cap", "_ooo", "_our_options",
+        "_peer_syn_options", "_persist_backoff", "_persist_probes", "_pmtu",
+        "_pmtu_expires", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space",
+        "_rcv_space_off", "_rcv_space_time", "_rcv_up", "_rcv_wscale", "_rcvbuf",
+        "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok", "_short_charge",
+        "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf", "_soft_error", "_syn_lost",
+        "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv",
+        "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent",
+        "cc", "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss",
+        "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt", "snd_max",
+        "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -156,6 +159,12 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
         self._our_options = ours = our_offer(opts, cfg.mtu)
         self._adv_mss: int = ours.mss            # type: ignore[assignment]
         self.mss = DEFAULT_MSS           # effective send MSS (payload bytes per segment)
+        self._mss_cap = DEFAULT_MSS      # the MSS the handshake agreed (options deducted)
+        # Path MTU (RFC 1191): the link's, or what the stack learned for this destination.
+        learned = ctx.pmtu.get(remote_addr, now)
+        self._pmtu = learned[0] if learned else cfg.mtu
+        self._pmtu_expires: float | None = learned[1] if learned else None
+        self._soft_error: ConnectionError | None = None   # Linux sk_err_soft (core/icmp.py)
         self._rcv_mss = DEFAULT_MSS      # estimate of the peer's segment size
         self._rcv_wscale = ours.wscale or 0
         self._snd_wscale = 0
@@ -494,7 +503,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction):
             self._ts_recent_time = now
         self._sack_ok = agreed.sack
         self._recovery = make_recovery(agreed.sack, self.iss)
-        self.mss = agreed.mss
+        self._mss_cap = agreed.mss
+        self.mss = self._path_mss()
         self._rcv_mss = min(self._adv_mss, 536)
         self.cc = make_congestion_control(self.options.cc, self.mss, self.options.min_ssthresh)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tcpstack.core.config import StackConfig
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.core.isn import secret_key
+from tcpstack.core.pmtu import PmtuCache
 from tcpstack.core.state import State
 from tcpstack.core.timers import TimerQueue
 from tcpstack.wire.tcp import ACK, RST, TcpSegment
@@ -41,7 +42,7 @@ class StackContext:
     __slots__ = (
         "_challenge_budget", "_challenge_second", "_held", "_key", "_last_ack", "_out",
         "_rst_count", "_rst_second", "changed", "coalesce_acks", "config", "counters",
-        "local_addr", "rcv_mem", "time_wait", "timers", "tracer",
+        "local_addr", "pmtu", "rcv_mem", "time_wait", "timers", "tracer",
     )
 
     def __init__(self, local_addr: str, config: StackConfig, tracer: Tracer | None) -> None:
@@ -54,6 +55,8 @@ class StackContext:
         self.coalesce_acks = config.coalesce_acks
         self.rcv_mem = 0          # bytes held for applications, all connections
         self.time_wait = 0        # connections in TIME-WAIT
+        # RFC 1191 path MTUs learned per destination (core/pmtu.py).
+        self.pmtu = PmtuCache(config.pmtu_expires, self.counters)
         self._out: list[tuple[str, str, TcpSegment] | None] = []
         # Pure ACKs emitted since the last take_output: connection 4-tuple -> index in
         # _out (and, with a tracer, in _held) of the newest one.

@@ -21,6 +21,8 @@ class EventKind(Enum):
     STATE = "state"
     TIMER = "timer"
     DROP = "drop"
+    ICMP = "icmp"        # an ICMP error about a connection arrived (reason: what it said)
+    PMTU = "pmtu"        # the connection's path MTU changed (reason: from, to, why)
 
 
 # Timer names, as Linux names them (``ss -o`` shows on/keepalive/timewait/persist).

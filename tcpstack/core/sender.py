@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 
-from tcpstack.core.errors import TcpTimeout
 from tcpstack.core.events import TIMER_KEEPALIVE, TIMER_PERSIST, TIMER_RETRANSMIT
 from tcpstack.core.options import syn_options, tsval_at
 from tcpstack.core.state import State
@@ -191,6 +190,8 @@ class SendSide:
             if self._ack_now:
                 self._send_ack(now)
             return False
+        if self._pmtu_expires is not None and now >= self._pmtu_expires:
+            self._pmtu_check_expiry(now)         # RFC 1191 §6.3: try a larger MTU again
         sent = False
         mss = self.mss
         sack = self._sack_blocks() if self._sack_ok and self._ooo else ()
@@ -481,7 +482,7 @@ class SendSide:
             self._ctx.count("half_open_expired")
         elif self.state is not State.SYN_SENT:
             self._send_rst_abort(now)
-        self._fail(TcpTimeout("connection timed out"), now)
+        self._fail(self._timeout_error(), now)
 
     def _on_persist_timer(self, now: float) -> None:
         """RFC 1122 4.2.2.17 / RFC 9293 §3.8.6.1: zero window probing."""

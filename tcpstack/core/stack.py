@@ -33,7 +33,8 @@ from tcpstack.core.syncookies import (
     encode_ts_options,
     make_cookie,
 )
-from tcpstack.seq import Seq
+from tcpstack.seq import Seq, seq_diff
+from tcpstack.wire.icmp import IcmpError
 from tcpstack.wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
 
 __all__ = ["Connection", "ConnectionOptions", "Listener", "StackConfig", "StackCore"]
@@ -263,6 +264,34 @@ class StackCore:
             self._listen_input(listener, src_addr, seg, now)
             return
         self._closed_input(src_addr, seg, now)
+
+    def icmp_error(self, err: IcmpError, now: float) -> None:
+        """One ICMP (or ICMPv6) error about a segment of ours (RFC 1122 §3.2.2,
+        §4.2.3.9). Found and checked here, acted on by the connection
+        (``Connection.icmp_error``, core/icmp.py). Never raises for hostile input."""
+        ctx = self._ctx
+        ctx.count("icmp_errors_in")
+        ctx.count("icmp_" + err.kind.value.replace("-", "_"))
+        local, remote = (err.src, err.src_port), (err.dst, err.dst_port)
+        if ctx.tracer is not None:
+            mtu = f" mtu {err.mtu}" if err.mtu else ""
+            ctx.trace(TraceEvent(now, EventKind.ICMP, local, remote,
+                                 reason=f"ICMP {err.kind.value}{mtu} from {err.reporter}, "
+                                        f"quoting seq {int(err.seq)}"))
+        if err.src != self.local_addr:
+            ctx.count("icmp_wrong_address")
+            return
+        conn = self._conns.get((err.src_port, err.dst, err.dst_port))
+        if conn is None or conn.state is State.TIME_WAIT:
+            ctx.count("icmp_no_socket")
+            return
+        # RFC 5927 §4.1: act only on a report about data in flight, SND.UNA =<
+        # SEG.SEQ < SND.NXT (SND.MAX here: SND.NXT rewinds after a timeout).
+        # A blind attacker must guess a sequence number in the window.
+        if seq_diff(err.seq, conn.snd_una) < 0 or seq_diff(err.seq, conn.snd_max) >= 0:
+            ctx.count("icmp_out_of_window")
+            return
+        conn.icmp_error(err, now)
 
     def _closed_input(self, src_addr: str, seg: TcpSegment, now: float) -> None:
         """RFC 9293 §3.10.7.1: no TCB and no listener."""

@@ -210,6 +210,8 @@ def ladder_from_trace(events: Iterable[TraceEvent], *,
             ladder.add(TimerItem(thing.time, who, thing.timer or "", thing.reason))
         elif thing.kind is EventKind.DROP:
             ladder.add(NoteItem(thing.time, drop_text(thing.reason), who))
+        elif thing.kind is EventKind.ICMP or thing.kind is EventKind.PMTU:
+            ladder.add(NoteItem(thing.time, thing.reason, who))
     annotate_segments(ladder)
     with_states = {e.local for e in evs if e.kind is EventKind.STATE}
     untraced = {i for i, ep in enumerate(endpoints) if ep not in with_states}

@@ -252,3 +252,40 @@ def configure_interface(ifname: str, iface: ipaddress.IPv4Interface, mtu: int | 
         (lo,) = ipr.link_lookup(ifname="lo")
         ipr.link("set", index=lo, state="up")
 
+
+# -- building routed topologies (run these inside a namespace: run_in_netns) ------------
+
+def write_sysctl(path: str, value: str) -> None:
+    """``/proc/sys/net/<path>`` in the current thread's namespace."""
+    with open(f"/proc/sys/net/{path}", "w", encoding="ascii") as f:
+        f.write(value)
+
+
+def make_veth(ifname: str, peer: str, peer_netns: str, mac: str | None = None,
+              peer_mac: str | None = None) -> None:
+    """A veth pair from the current thread's namespace to ``peer_netns``."""
+    from pyroute2 import IPRoute
+
+    mine: dict[str, Any] = {"ifname": ifname, "kind": "veth"}
+    other: dict[str, Any] = {"ifname": peer, "net_ns_fd": peer_netns}
+    if mac is not None:
+        mine["address"] = mac
+    if peer_mac is not None:
+        other["address"] = peer_mac
+    with IPRoute() as ipr:
+        ipr.link("add", **mine, peer=other)
+
+
+def no_rp_filter(*devices: str) -> None:
+    """Reverse-path filtering off (a router of test paths sees spoofed or
+    asymmetric sources)."""
+    for dev in ("all", "default", *devices):
+        write_sysctl(f"ipv4/conf/{dev}/rp_filter", "0")
+
+
+def add_route(dst: str, gateway: str) -> None:
+    """A route to ``dst`` (a prefix, or ``0.0.0.0/0``) via ``gateway``."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.route("add", dst=dst, gateway=gateway)

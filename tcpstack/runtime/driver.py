@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
+from tcpstack.runtime.iphost import IpHost
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 
@@ -92,6 +93,8 @@ class StackDriver:
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
         self._receive = self._gro.add if self._gro is not None else core.receive
+        # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py).
+        self.iphost = IpHost(core, local_addr, self._send_packet, self.counters)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -253,7 +256,7 @@ class StackDriver:
             self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
             return
         if len(packet) >= 20 and packet[9] != PROTO_TCP:
-            self.counters["ignored_not_tcp"] += 1    # ICMP, UDP...
+            self.iphost.input(packet, now)           # ICMP, UDP...
             return
         try:
             ip, seg = parse_packet(packet, verify)
@@ -266,6 +269,13 @@ class StackDriver:
             self.counters["drop_not_for_us"] += 1
             return
         self._receive(ip.src, ip.dst, seg, now)
+
+    def _send_packet(self, packet: bytes) -> None:
+        """A complete IPv4 packet the IP host made (ICMP), written at once."""
+        if self.pcap is not None:
+            self.pcap.write(packet, time.time())
+        self.link.send(packet)
+        self.counters["link_tx_packets"] += 1
 
     def _flush(self) -> None:
         output = self.core.take_output()

@@ -139,7 +139,8 @@ def test_hostile_segments(netns_name: str, kernel: Kernel) -> None:
     run_async(body())
 
 
-def test_non_ipv4_and_non_tcp_are_ignored_and_counted(netns_name: str, kernel: Kernel) -> None:
+def test_non_ipv4_is_ignored_and_non_tcp_answered_and_counted(netns_name: str,
+                                                              kernel: Kernel) -> None:
     import socket
 
     from scapy.layers.inet import IP
@@ -161,7 +162,10 @@ def test_non_ipv4_and_non_tcp_are_ignored_and_counted(netns_name: str, kernel: K
                                              UDP4(sport=1, dport=2)), (STACK_ADDR, 0))
             await asyncio.sleep(0.1)
             assert stack.counters.get("ignored_not_ipv4") == 1
-            assert stack.counters.get("ignored_not_tcp") == 1
+            # A protocol tcpstack does not speak: counted, answered with ICMP
+            # protocol unreachable (RFC 1122 §3.2.2.1).
+            assert stack.counters.get("ip_protocol_unsupported") == 1
+            assert stack.counters.get("icmp_protocol_unreachable_sent") == 1
             result = await asyncio.to_thread(kernel.run, ["nc", "-N", STACK_ADDR, str(PORT)],
                                              input=b"fine", capture_output=True)
             assert result.stdout == b"fine"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2] / "tcpstack"
 CORE = ROOT / "core"
 # The parts of one connection (the TCB and its mixins, its loss recovery).
 CONNECTION_MODULES = ["connection.py", "sender.py", "receiver.py", "prediction.py",
-                      "recovery.py"]
+                      "recovery.py", "icmp.py"]
 MAX_LINES = 900
 
 

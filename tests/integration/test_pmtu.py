@@ -1,0 +1,139 @@
+"""Path MTU on real parts: tcpstack's TUN -> a Linux router -> a 1200-byte link ->
+a Linux router -> a kernel peer, in namespaces (``tcpstack.link.path``).
+
+Plain Linux forwarding makes the ICMP "fragmentation needed" (RFC 1191 §4);
+tcpstack must lower its segment size and move 5 MB byte-exact each way. The
+time taken is printed (``-s`` shows it); speed targets live in benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import tcpstack
+from tcpstack.link.path import PEER_ADDR, STACK_ADDR, TUN_ADDR, TUN_NAME, NarrowPath
+
+from .conftest import run_async
+
+pytestmark = pytest.mark.root
+
+SIZE = 5_000_000
+PORT = 5001
+
+
+@pytest.fixture
+def path() -> Iterator[NarrowPath]:
+    with NarrowPath(far_mtu=1200) as p:
+        yield p
+
+
+def stack_on(path: NarrowPath, **kw) -> tcpstack.Stack:
+    return tcpstack.Stack(netns=path.router, tun=TUN_NAME, addr=STACK_ADDR,
+                          tun_addr=f"{TUN_ADDR}/24", create_netns=False, **kw)
+
+
+def peer_sink(path: NarrowPath) -> tuple[threading.Thread, dict]:
+    """A kernel listener in the peer's namespace that reads to EOF and hashes."""
+    server = path.in_peer(socket.create_server, (PEER_ADDR, PORT))
+    server.settimeout(30)
+    result: dict = {}
+
+    def run() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(60)
+                digest, total = hashlib.sha256(), 0
+                while data := conn.recv(1 << 16):
+                    digest.update(data)
+                    total += len(data)
+                result.update(sha=digest.hexdigest(), size=total)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def peer_source(path: NarrowPath, payload: bytes) -> threading.Thread:
+    """A kernel listener in the peer's namespace that sends ``payload`` and FIN."""
+    server = path.in_peer(socket.create_server, (PEER_ADDR, PORT))
+    server.settimeout(30)
+
+    def run() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(payload)
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(30)
+                conn.recv(1)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["tso", "software-gso"])
+def test_frag_needed_lowers_the_segment_size_tcpstack_sending(path: NarrowPath,
+                                                              offload: bool) -> None:
+    payload = os.urandom(SIZE)
+    thread, result = peer_sink(path)
+
+    async def body() -> dict:
+        async with stack_on(path, offload=offload) as stack:
+            _reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
+            started = time.monotonic()
+            writer.write(payload)
+            await writer.drain()
+            info = writer.get_extra_info("tcpstack")
+            writer.close()
+            await writer.wait_closed()            # every byte ACKed
+            print(f"\n5 MB tcpstack -> kernel through a 1200-byte link: "
+                  f"{time.monotonic() - started:.2f} s, mss {info['mss']}")
+            return {"mss": info["mss"], "counters": dict(stack.counters)}
+
+    got = run_async(body(), timeout=60)
+    thread.join(30)
+    assert result == {"sha": hashlib.sha256(payload).hexdigest(), "size": SIZE}
+    assert got["mss"] == 1200 - 40 - 12                  # timestamps on every segment
+    counters = got["counters"]
+    assert counters["icmp_packet_too_big"] >= 1
+    assert counters["pmtu_lowered"] == 1
+    # What was in flight went again at once at the new size: no timeout needed.
+    assert counters.get("timer_retransmit", 0) == 0
+
+
+def test_kernel_sending_through_the_same_path(path: NarrowPath) -> None:
+    payload = os.urandom(SIZE)
+    thread = peer_source(path, payload)
+
+    async def body() -> bytes:
+        async with stack_on(path):
+            reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
+            started = time.monotonic()
+            data = await _read_all(reader)
+            print(f"\n5 MB kernel -> tcpstack through a 1200-byte link: "
+                  f"{time.monotonic() - started:.2f} s")
+            writer.close()
+            await writer.wait_closed()
+            return data
+
+    data = run_async(body(), timeout=60)
+    thread.join(30)
+    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+
+
+async def _read_all(reader) -> bytes:
+    chunks = []
+    while chunk := await reader.read(1 << 16):
+        chunks.append(chunk)
+    await asyncio.sleep(0)
+    return b"".join(chunks)
