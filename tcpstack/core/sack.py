@@ -405,9 +405,9 @@ class SentLog:
     data (``retrans`` False) recorded below the end of an entry makes entries
     overlap, which the indexes cannot hold: the log then keeps them all in one
     list in transmission order (``_q``) and does everything by scanning it,
-    until it is empty again. (SendSide._retransmit_head does that: after an
-    RTO against a zero window it resends a whole MSS from SND.UNA even when
-    less was ever sent, without moving SND.MAX; new data follows at SND.MAX.)
+    until it is empty again. (tcpstack's sender no longer does that -- its
+    retransmissions stop at SND.MAX -- but the log stays correct for any
+    sender that does, as the reference's tests check.)
     """
 
     __slots__ = ("_calm", "_count", "_dirty", "_full", "_last_ts", "_le", "_lost_bytes",

@@ -378,7 +378,9 @@ class SendSide:
         off = seq_diff(una, self._buf_seq)
         if off < 0:
             return                               # our SYN is the head: the RTO resends it
-        avail = self._sndbuf.nbytes - off
+        # What was sent, never beyond SND.MAX: against a closed window new data
+        # waits for the persist timer, not for a retransmission.
+        avail = min(self._sndbuf.nbytes, seq_diff(self.snd_max, self._buf_seq)) - off
         self._rtt_seq = None                     # Karn: no sample from a retransmission
         fin = self._fin_seq
         if avail > 0:

@@ -13,7 +13,7 @@ how their work per ACK grows with what is in flight.
 - ``test_connections_same_as_reference``: whole transfers in the simulator
   through loss, reordering and duplication, with SackRecovery built on the
   reference classes and on the new ones: the same packets, at the same
-  times, and the same counters; ``test_overlapping_entries_same_as_reference``
+  times, and the same counters; ``test_rto_against_a_closed_window_resends_only_what_was_sent``
   likewise for a peer that shuts its window.
 - ``test_work_per_ack_does_not_grow_with_the_flight``: lines of sack.py and
   recovery.py executed per SACK ACK with 400 and 3,200 segments in flight
@@ -410,10 +410,9 @@ def test_connections_through_heavy_loss_same_as_reference(seed: int, tso_max: in
         assert counters.get(name, 0) > 0, name       # recovery did happen
 
 
-def zero_window_overhang() -> tuple[list, list, dict]:
+def zero_window_rto() -> tuple[list, list, dict]:
     """The peer shuts its window with 100 bytes in flight and 1,000 more queued;
-    after the RTO, SendSide._retransmit_head resends a whole MSS from SND.UNA
-    (past SND.MAX), and the new data sent once the window opens overlaps it."""
+    the RTO resends those 100 bytes, and the rest goes once the window opens."""
     h = Harness(options=ConnectionOptions(nodelay=True, timestamps=False, window_scale=False))
     conn = h.open_established(TcpOptions(sack_permitted=True))
     out = []
@@ -441,14 +440,21 @@ def zero_window_overhang() -> tuple[list, list, dict]:
     return out, entries, dict(h.stack.counters)
 
 
-def test_overlapping_entries_same_as_reference() -> None:
-    new = zero_window_overhang()
+def test_rto_against_a_closed_window_resends_only_what_was_sent() -> None:
+    new = zero_window_rto()
     with mock.patch.object(recovery_mod, "SackScoreboard", ref.SackScoreboard), \
             mock.patch.object(recovery_mod, "SentLog", ref.SentLog):
-        old = zero_window_overhang()
+        old = zero_window_rto()
     assert old == new
-    # It did overlap: two entries begin at SND.MAX.
-    assert new[1][0][0][0] == new[1][0][1][0]
+    out, entries, _ = new
+    # The RTO's retransmission is the 100 bytes in flight, not a whole MSS
+    # reaching past SND.MAX; no entry of the send log overlaps another.
+    data = [seg for seg in out if seg.payload]
+    assert [len(seg.payload) for seg in data[:2]] == [100, 100]
+    assert data[0].seq == data[1].seq
+    for log in entries:
+        starts = [int(e[0]) for e in log]
+        assert len(starts) == len(set(starts))
 
 
 # -- work per ACK ------------------------------------------------------------------
