@@ -17,7 +17,7 @@ from tcpstack.errors import UserError, one_line_errors
 from tcpstack.runtime.streams import TcpStreamReader
 
 CHUNK = 64 * 1024
-PATTERN = bytes(range(256)) * 256          # --source's fixed 64 KiB pattern
+PATTERN = bytes(range(256)) * 4096         # --source's fixed pattern (1 MiB), repeated
 
 
 def register(subparsers: Any) -> None:
@@ -155,8 +155,7 @@ async def _serve_echo(reader: TcpStreamReader, writer: Any) -> None:
 
 
 async def _serve_discard(reader: TcpStreamReader, writer: Any) -> None:
-    while await reader.read(CHUNK):
-        pass
+    await _drop_until_eof(reader)
     writer.close()
     await writer.wait_closed()
 
@@ -166,10 +165,10 @@ async def _serve_source(reader: TcpStreamReader, writer: Any, count: int) -> Non
     # FIN and not a reset for unread data.
     drain_peer = asyncio.create_task(_read_all(reader))
     try:
-        view = memoryview(PATTERN)
         left = count
         while left > 0:
-            piece = view[: min(left, len(view))]
+            # The whole pattern as it is (a bytes object: queued without a copy).
+            piece = PATTERN if left >= len(PATTERN) else PATTERN[:left]
             writer.write(piece)
             left -= len(piece)
             await writer.drain()
@@ -179,10 +178,16 @@ async def _serve_source(reader: TcpStreamReader, writer: Any, count: int) -> Non
         drain_peer.cancel()
 
 
+async def _drop_until_eof(reader: TcpStreamReader) -> None:
+    """Read (into one reused buffer) and drop until the peer's FIN."""
+    view = memoryview(bytearray(IO_SIZE))
+    while await reader.readinto(view):
+        pass
+
+
 async def _read_all(reader: TcpStreamReader) -> None:
     try:
-        while await reader.read(CHUNK):
-            pass
+        await _drop_until_eof(reader)
     except ConnectionError:
         pass
 
