@@ -10,7 +10,8 @@ faults between software GSO and GRO) the kernel receiver reported ~200
 duplicate segments (TcpExt TCPDSACKOldSent) per 20 MB, against ~1 with
 MSS-sized segments. Linux splits the skb at the SACK and loss boundaries
 (tcp_fragment in tcp_sacktag / tcp_mark_head_lost); SentLog needs the same
-(cut entries at SACK edges and at the IsLost boundary)."""
+(cut entries at SACK edges and at the IsLost boundary). Until then fault
+injection runs without super-segments (tcpstack/api.py)."""
 
 from __future__ import annotations
 
