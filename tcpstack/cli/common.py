@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tcpstack.bench.argtypes import positive_int
+from tcpstack.core.config import MTU_PROBING
 from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.core.errors import TcpUnreachable
 from tcpstack.errors import UserError
@@ -148,7 +149,7 @@ def add_net_arguments(parser: argparse.ArgumentParser, *, traffic: bool = True) 
 
 
 def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
-    """TCP: --msl --keepalive --mss --nodelay --cc --min-ssthresh."""
+    """TCP: --msl --keepalive --mss --nodelay --cc --min-ssthresh --mtu-probing."""
     tcp = parser.add_argument_group("TCP")
     tcp.add_argument("--msl", type=positive_seconds, metavar="SECONDS",
                      help="maximum segment lifetime; TIME-WAIT lasts 2*MSL (default 30)")
@@ -163,6 +164,10 @@ def add_tcp_arguments(parser: argparse.ArgumentParser) -> None:
                           "(NewReno, RFC 5681/6582)")
     tcp.add_argument("--min-ssthresh", type=min_ssthresh_value, metavar="SEGMENTS",
                      help="least ssthresh after a loss, 2..4 (default 4; 2 is RFC 5681's floor)")
+    tcp.add_argument("--mtu-probing", choices=MTU_PROBING,
+                     help="RFC 4821 path MTU probing, as Linux tcp_mtu_probing 0/1/2: off; "
+                          "blackhole (default: after repeated timeouts drop to 1024-byte "
+                          "segments, then probe upward); always (start at 1024, probe upward)")
     limits = parser.add_argument_group("LIMITS (docs/tcp.md lists each with its Linux setting)")
     limits.add_argument("--no-syncookies", action="store_true",
                         help="drop SYNs when a listener's SYN queue is full instead of "
@@ -185,7 +190,8 @@ def stack_limits(args: argparse.Namespace) -> dict[str, Any]:
     limits: dict[str, Any] = {}
     if getattr(args, "no_syncookies", False):
         limits["syncookies"] = False
-    for name in ("max_connections", "max_time_wait", "rcv_mem_limit", "challenge_ack_limit"):
+    for name in ("max_connections", "max_time_wait", "rcv_mem_limit", "challenge_ack_limit",
+                 "mtu_probing"):
         value = getattr(args, name, None)
         if value is not None:
             limits[name] = value

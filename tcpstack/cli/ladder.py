@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             for n, c in enumerate(capture.connections, 1):
                 print(f"  {n:3}  {c.summary()}")
         raise
-    ladder = ladder_from_segments(conn.segments, title=f"{conn.name} in {args.file}")
+    ladder = ladder_from_segments(conn.segments, title=f"{conn.name} in {args.file}",
+                                  notes=conn.notes)
     show(ladder, absolute=args.absolute, no_color=args.no_color, svg=args.svg, html=args.html)
     if capture.skipped:
         print(f"({capture.skipped} of {capture.frames} frames were not IPv4/TCP and were "

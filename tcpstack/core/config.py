@@ -37,6 +37,7 @@ class ConnectionOptions:
 
 
 LINUX_KEEPALIVE = (7200.0, 75.0, 9)
+MTU_PROBING = ("off", "blackhole", "always")   # Linux tcp_mtu_probing 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,12 @@ class StackConfig:
     # this many seconds so a grown path is used again (Linux ip_rt_mtu_expires).
     min_pmtu: int = 552
     pmtu_expires: float = 600.0
+    # RFC 4821 / RFC 8899 packetization-layer path MTU discovery, as Linux
+    # tcp_mtu_probing: "off" (0), "blackhole" (1: after repeated timeouts drop
+    # to base_mss and probe upward) or "always" (2: start at base_mss and probe
+    # upward). base_mss is Linux tcp_base_mss.
+    mtu_probing: str = "blackhole"
+    base_mss: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.delayed_ack <= 0.2:
@@ -101,6 +108,11 @@ class StackConfig:
             raise ValueError(f"mtu {self.mtu} is too small for TCP/IPv4")
         if self.min_pmtu < 68:           # RFC 791: every IPv4 link takes 68
             raise ValueError(f"min_pmtu {self.min_pmtu} is below 68")
+        if self.mtu_probing not in MTU_PROBING:
+            raise ValueError(f"mtu_probing {self.mtu_probing!r} is not one of "
+                             f"{', '.join(MTU_PROBING)}")
+        if self.base_mss < 48:            # Linux tcp_min_snd_mss
+            raise ValueError(f"base_mss {self.base_mss} is below 48")
         if self.pmtu_expires <= 0:
             raise ValueError("pmtu_expires must be positive")
         lo, hi = self.ephemeral_ports

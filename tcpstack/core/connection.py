@@ -47,7 +47,7 @@ from tcpstack.core.options import DEFAULT_MSS, negotiate, our_offer
 from tcpstack.core.prediction import HeaderPrediction
 from tcpstack.core.reassembly import Reassembly
 from tcpstack.core.receiver import RECV_STATES, ReceiveSide
-from tcpstack.core.recovery import RenoRecovery, make_recovery
+from tcpstack.core.recovery import RecoveryState, RenoRecovery, make_recovery
 from tcpstack.core.rtt import RttEstimator
 from tcpstack.core.sender import SEND_STATES, SendSide
 from tcpstack.core.state import State
@@ -95,15 +95,17 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
         "_ka_probes", "_last_ack_sent", "_last_oow_ack", "_last_rcv", "_last_send",
         "_max_flight", "_mem_charged", "_mss_cap", "_ooo", "_our_options",
         "_peer_syn_options", "_persist_backoff", "_persist_probes", "_pmtu",
-        "_pmtu_expires", "_rcv_adv", "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space",
-        "_rcv_space_off", "_rcv_space_time", "_rcv_up", "_rcv_wscale", "_rcvbuf",
-        "_recovery", "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok", "_short_charge",
+        "_pmtu_expires", "_probe_high", "_probe_low", "_probe_mtu", "_rcv_adv",
+        "_rcv_cap", "_rcv_mss", "_rcv_off", "_rcv_space", "_rcv_space_off",
+        "_rcv_space_time", "_rcv_up", "_rcv_wscale", "_rcvbuf", "_recovery",
+        "_rto_tsval", "_rtt_seq", "_rtt_time", "_sack_ok", "_short_charge",
         "_short_sent", "_shut_wr", "_snd_wscale", "_sndbuf", "_soft_error", "_syn_lost",
         "_timers", "_ts_offset", "_ts_ok", "_ts_recent", "_ts_recent_time", "_wf_adv",
         "_wf_field", "_wf_free", "_wf_nxt", "_ws_ok", "bytes_received", "bytes_sent",
         "cc", "created", "error", "irs", "iss", "local", "max_snd_wnd", "mss",
-        "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt", "snd_max",
-        "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state", "syncookie",
+        "mtu_probe", "options", "passive", "rcv_nxt", "remote", "retransmits", "rtt",
+        "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2", "snd_wnd", "state",
+        "syncookie",
     )
 
     def __init__(self, ctx: StackContext, local_port: int, remote_addr: str, remote_port: int,
@@ -165,6 +167,10 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
         self._pmtu = learned[0] if learned else cfg.mtu
         self._pmtu_expires: float | None = learned[1] if learned else None
         self._soft_error: ConnectionError | None = None   # Linux sk_err_soft (core/icmp.py)
+        # RFC 4821 MTU probing (core/icmp.py): floor (0: off), ceiling, the probe's MTU,
+        # and the probe in flight as (seq, length) -- the driver must not cut that one.
+        self._probe_low = self._probe_high = self._probe_mtu = 0
+        self.mtu_probe: tuple[int, int] | None = None
         self._rcv_mss = DEFAULT_MSS      # estimate of the peer's segment size
         self._rcv_wscale = ours.wscale or 0
         self._snd_wscale = 0
@@ -594,6 +600,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
             self.rtt.fall_back_after_syn_loss()
         if self.options.keepalive is not None:
             self._timers.arm(KEEPALIVE, now + self.options.keepalive[0])
+        self._mtu_probing_on_established(now)
         self._ctx.connection_established(self)
         if self._shut_wr and self._fin_seq is not None:
             self._set_state(FIN_WAIT_1, now)   # a CLOSE queued in SYN-RECEIVED
@@ -821,6 +828,10 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
                                    and not window_changed)):
             # RFC 5681 §2 duplicate ACK (RFC 6675 §2: or one with new SACK info).
             recovery.on_dup_ack(self, now)
+            if (self.mtu_probe is not None and recovery.state is not RecoveryState.OPEN
+                    and recovery.state is not RecoveryState.DISORDER
+                    and seq_diff(self.snd_una, self.mtu_probe[0]) <= 0):
+                self._mtu_probe_lost()           # recovery begins at or before the probe
         return True
 
     def _our_fin_acked(self, now: float) -> None:

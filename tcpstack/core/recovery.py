@@ -27,7 +27,8 @@ import enum
 from typing import TYPE_CHECKING
 
 from tcpstack.core.events import TIMER_LOSS_PROBE, TIMER_REORDER
-from tcpstack.core.sack import DUP_THRESH, SackScoreboard, SentLog
+from tcpstack.core.sack import DUP_THRESH, SackScoreboard
+from tcpstack.core.sentlog import SentLog
 from tcpstack.core.state import State
 from tcpstack.core.timers import LOSS_PROBE, REORDER, RETRANSMIT
 from tcpstack.seq import Seq, seq_diff

@@ -50,6 +50,9 @@ _CLOSING_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 _RST_ON_ABORT = frozenset({State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                            State.FIN_WAIT_2, State.CLOSE_WAIT})
 _NO_OPTIONS = TcpOptions()
+# Retransmission timeouts in a row before a PMTU black hole is suspected
+# (Linux tcp_retries1, which starts tcp_mtu_probing's black-hole search).
+BLACKHOLE_RTOS = 3
 
 
 class SendSide:
@@ -211,6 +214,10 @@ class SendSide:
         buf_seq = self._buf_seq
         buffered = sndbuf.nbytes
         wnd = self._effective_window()
+        if self._probe_low and self.mtu_probe is None and not limit and not force_one:
+            # RFC 4821: one probe segment ahead of the rest (core/icmp.py).
+            sent = self._mtu_probe_maybe(now, buffered - seq_diff(self.snd_nxt, buf_seq),
+                                         seq_diff(una, self.snd_nxt) + wnd)
         while True:
             snd_nxt = self.snd_nxt
             off = seq_diff(snd_nxt, buf_seq)
@@ -350,6 +357,8 @@ class SendSide:
             self.bytes_sent += data_acked
             self._ctx.changed.add(self)          # writable
         rtt.progress()                           # new data ACKed: retries start again
+        if self.mtu_probe is not None:
+            self._mtu_probe_acked(ack, now)      # RFC 4821 §7.6.1 (core/icmp.py)
         self._recovery.on_new_ack(self, ack, acked, now)
         timers = self._timers
         if seq_diff(self.snd_una, self.snd_max) == 0:
@@ -465,6 +474,9 @@ class SendSide:
         self.cc.on_rto(now, flight)              # RFC 5681 §3.1 equation 4, cwnd = 1 MSS
         rtt.backoff()                            # RFC 6298 §5.5
         self._rtt_seq = None                     # Karn's rule
+        self._mtu_probe_lost()                   # a probe in flight timed out too
+        if rtt.retries >= BLACKHOLE_RTOS:
+            self._blackhole_suspected(now)       # RFC 4821 §7.7 (core/icmp.py)
         self._recovery.on_rto(self)
         self._short_sent = None                  # go-back-N: nothing counts as in flight
         self._short_charge = 0

@@ -68,8 +68,10 @@ def _empty_ladder(endpoints: list[Endpoint], segs: list[WireSegment],
 def ladder_from_segments(segments: Iterable[WireSegment], *,
                          roles: dict[Endpoint, str] | None = None,
                          order: list[Endpoint] | None = None,
-                         title: str = "", explanation: str = "") -> Ladder:
-    """A ladder of captured segments; every endpoint's states are inferred."""
+                         title: str = "", explanation: str = "",
+                         notes: Iterable[tuple[float, str, Endpoint]] = ()) -> Ladder:
+    """A ladder of captured segments; every endpoint's states are inferred.
+    ``notes`` are (time, text, endpoint) to write beside a lifeline (ICMP errors)."""
     segs = sorted(segments, key=lambda w: w.time)
     roles = roles or {}
     endpoints = list(order) if order else _order_endpoints(segs, roles)
@@ -77,6 +79,9 @@ def ladder_from_segments(segments: Iterable[WireSegment], *,
     for w in segs:
         ladder.add(SegmentItem(w.time, index[w.src], index[w.dst], w.segment, w.dropped,
                                w.note))
+    for time, text, endpoint in notes:
+        ladder.add(NoteItem(time, text, index.get(endpoint)))
+    ladder.sort()
     annotate_segments(ladder)
     infer_states(ladder, set(range(len(endpoints))))
     return ladder

@@ -1,9 +1,11 @@
 """Segments from a capture file (tcpdump, Wireshark, tcpstack's own pcaps), grouped by connection.
 
 Classic pcap through ``tcpstack.link.pcap`` (raw IP, Ethernet, Linux cooked
-capture, BSD loopback). Anything that is not IPv4 carrying TCP is skipped
-and counted. TCP checksums are not verified: a capture taken on a host
-with checksum offload holds partial checksums.
+capture, BSD loopback). An ICMP error about a segment of a connection
+becomes a note on that connection's ladder (who sent it, what it said);
+anything else that is not IPv4 carrying TCP is skipped and counted. TCP
+checksums are not verified: a capture taken on a host with checksum offload
+holds partial checksums.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from tcpstack.errors import UsageError, UserError
 from tcpstack.ladder.build import Endpoint, WireSegment
 from tcpstack.link.pcap import PcapError, PcapReader
 from tcpstack.wire.errors import WireError
+from tcpstack.wire.icmp import PROTO_ICMP, IcmpError, parse_icmp
+from tcpstack.wire.ipv4 import parse_ipv4
 from tcpstack.wire.packet import parse_packet
 from tcpstack.wire.tcp import ACK, SYN
 
@@ -25,6 +29,7 @@ class CaptureConnection:
     a: Endpoint
     b: Endpoint
     segments: list[WireSegment] = field(default_factory=list)
+    notes: list[tuple[float, str, Endpoint]] = field(default_factory=list)   # ICMP errors
 
     @property
     def name(self) -> str:
@@ -58,7 +63,17 @@ def read_capture(path: str) -> Capture:
             try:
                 ip, seg = parse_packet(rec.data, verify_checksum=False)
             except WireError:
-                skipped += 1
+                err = _icmp_error(rec.data)
+                if err is None:
+                    skipped += 1
+                    continue
+                src, dst = (err.src, err.src_port), (err.dst, err.dst_port)
+                conn = conns.get(frozenset((src, dst)))
+                if conn is None:
+                    conn = conns[frozenset((src, dst))] = CaptureConnection(src, dst)
+                mtu = f" mtu {err.mtu}" if err.mtu else ""
+                conn.notes.append((rec.ts, f"ICMP {err.kind.value}{mtu} from {err.reporter}",
+                                   src))
                 continue
             src, dst = (ip.src, seg.src_port), (ip.dst, seg.dst_port)
             key = frozenset((src, dst))
@@ -71,6 +86,18 @@ def read_capture(path: str) -> Capture:
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a pcap file") from None
     return Capture(list(conns.values()), skipped + reader.skipped, frames + reader.skipped)
+
+
+def _icmp_error(data: bytes) -> IcmpError | None:
+    """The ICMP error about a TCP segment that ``data`` is, or None."""
+    try:
+        ip, payload = parse_ipv4(data)
+        if ip.protocol != PROTO_ICMP:
+            return None
+        message = parse_icmp(ip, payload)
+    except WireError:
+        return None
+    return message if isinstance(message, IcmpError) else None
 
 
 def select_connection(capture: Capture, spec: str | None) -> CaptureConnection:

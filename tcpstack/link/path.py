@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -92,13 +93,35 @@ class NarrowPath:
         while self.created:
             ns.remove_netns(self.created.pop())
 
-    def nft(self, rules: str) -> None:
-        """Load nftables ``rules`` (``nft -f`` syntax) in the router next to tcpstack."""
-        result = ns.netns_run(self.router, ["nft", "-f", "-"], input=rules,
+    def nft(self, rules: str, netns: str | None = None) -> None:
+        """Load nftables ``rules`` (``nft -f`` syntax) in the router next to tcpstack
+        (or in ``netns``)."""
+        where = netns or self.router
+        result = ns.netns_run(where, ["nft", "-f", "-"], input=rules,
                               capture_output=True, text=True, timeout=20)
         if result.returncode != 0:
-            raise UserError(f"nft failed in namespace {self.router}: "
+            raise UserError(f"nft failed in namespace {where}: "
                             f"{(result.stderr or '').strip() or 'no message'}")
+
+    def black_hole(self) -> None:
+        """Both routers drop the ICMP "fragmentation needed" they make: a PMTU
+        black hole (RFC 2923 §2.1) in both directions."""
+        rules = """table ip tcps_blackhole {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    icmp type destination-unreachable icmp code frag-needed counter drop
+  }
+}
+"""
+        for where in (self.router, self.middle):
+            self.nft(rules, where)
+
+    def black_hole_drops(self) -> int:
+        """ICMP messages the router next to tcpstack has dropped so far."""
+        out = ns.netns_run(self.router, ["nft", "list", "table", "ip", "tcps_blackhole"],
+                           capture_output=True, text=True, timeout=20).stdout
+        match = re.search(r"counter packets (\d+)", out)
+        return int(match.group(1)) if match else 0
 
     def peer_popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
         return ns.netns_popen(self.peer, argv, **kwargs)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.runtime.iphost import IpHost
-from tcpstack.wire.errors import WireError
+from tcpstack.wire.errors import Fragmented, WireError
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ class StackDriver:
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
         self._receive = self._gro.add if self._gro is not None else core.receive
         # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py).
-        self.iphost = IpHost(core, local_addr, self._send_packet, self.counters)
+        self.iphost = IpHost(core, local_addr, self._send_packet, self.counters,
+                             deliver=self._dispatch, tracer=tracer)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -252,6 +253,10 @@ class StackDriver:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
             self.pcap.write(bytes(packet), time.time())
+        self._dispatch(packet, now, verify)
+
+    def _dispatch(self, packet: bytes | memoryview, now: float, verify: bool = True) -> None:
+        """A packet from the link, or a datagram reassembled from its fragments."""
         if not packet or packet[0] >> 4 != IPV4_VERSION:
             self.counters["ignored_not_ipv4"] += 1   # e.g. an IPv6 router solicitation
             return
@@ -260,6 +265,9 @@ class StackDriver:
             return
         try:
             ip, seg = parse_packet(packet, verify)
+        except Fragmented:
+            self.iphost.fragment(packet, now)         # reassembled, then input again
+            return
         except WireError as exc:
             self.counters["drop_" + exc.reason.replace("-", "_")] += 1
             if self.tracer is not None:
@@ -338,7 +346,13 @@ class StackDriver:
             return 0
         conn = self.core.connection((src, seg.src_port), (dst, seg.dst_port))
         # Not found (cannot happen for data): the most that fits the MTU with timestamps.
-        mss = conn.mss if conn is not None else self.link.mtu - 40 - 12
+        if conn is None:
+            mss = self.link.mtu - 40 - 12
+        else:
+            probe = conn.mtu_probe
+            if probe is not None and probe[0] == seg.seq and probe[1] == size:
+                return 0                  # an RFC 4821 MTU probe: larger than the MSS, whole
+            mss = conn.mss
         return mss if size > mss else 0
 
     def _arm_timer(self) -> None:

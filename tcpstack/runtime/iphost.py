@@ -20,7 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tcpstack.wire.errors import WireError
+from tcpstack.core.events import EventKind, TraceEvent
+from tcpstack.runtime.fragments import FragmentReassembler
+from tcpstack.wire.addr import addr_text
+from tcpstack.wire.errors import Fragmented, WireError
 from tcpstack.wire.icmp import (
     CODE_PROTOCOL_UNREACHABLE,
     DEST_UNREACHABLE,
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from tcpstack.core.stack import StackCore
 
 __all__ = ["IpHost", "TokenBucket"]
+
+PROTO_TCP = 6
 
 ICMP_RATE = 1000.0        # messages per second (Linux icmp_msgs_per_sec)
 ICMP_BURST = 50           # Linux icmp_msgs_burst
@@ -69,21 +74,45 @@ class IpHost:
 
     def __init__(self, core: StackCore, local_addr: str, send: Callable[[bytes], None],
                  counters: Counter[str], rate: float = ICMP_RATE,
-                 burst: int = ICMP_BURST) -> None:
+                 burst: int = ICMP_BURST,
+                 deliver: Callable[[bytes, float], None] | None = None,
+                 tracer: Callable[[TraceEvent], None] | None = None) -> None:
         self.core = core
         self.local_addr = local_addr
         self.send = send
         self.counters = counters
         self.bucket = TokenBucket(rate, burst)
+        self.fragments = FragmentReassembler(counters)
+        # Where a reassembled datagram goes (the driver's input, TCP included).
+        self.deliver = deliver or self.input
+        self.tracer = tracer                  # gets a DROP event for each refused message
         self._ident = 0
+
+    def fragment(self, packet: bytes | memoryview, now: float) -> None:
+        """An IPv4 fragment whose header checked out (RFC 791 §3.2 reassembly)."""
+        if addr_text(packet[16:20]) != self.local_addr:
+            self.counters["drop_not_for_us"] += 1
+            return
+        whole = self.fragments.add(packet, now)
+        if whole is not None:
+            self.deliver(whole, now)
 
     def input(self, packet: bytes | memoryview, now: float) -> None:
         """One IPv4 packet that is not TCP. Never raises for hostile input."""
         counters = self.counters
         try:
-            ip, payload = parse_ipv4(packet)
+            try:
+                ip, payload = parse_ipv4(packet)
+            except Fragmented:
+                self.fragment(packet, now)
+                return
             if ip.dst != self.local_addr:
                 counters["drop_not_for_us"] += 1
+                return
+            if ip.protocol == PROTO_TCP:
+                # Never an ICMP error about TCP (a RST says that); TCP belongs to the
+                # core, and the driver never hands it here but through ``deliver``.
+                counters["ip_host_tcp_ignored"] += 1
                 return
             if ip.protocol != PROTO_ICMP:
                 counters["ip_protocol_unsupported"] += 1
@@ -93,6 +122,8 @@ class IpHost:
             message = parse_icmp(ip, payload)
         except WireError as exc:
             counters["drop_" + exc.reason.replace("-", "_")] += 1
+            if self.tracer is not None:
+                self.tracer(TraceEvent(now, EventKind.DROP, None, None, reason=exc.reason))
             return
         if isinstance(message, IcmpEcho):
             self._echo(ip.src, message, now)

@@ -159,6 +159,17 @@ _ALL = [
         "doubles the timeout (exponential backoff, RFC 6298): 200 ms, 400 ms, 800 ms. The "
         "fourth copy arrives and is acknowledged.",
         kernel=False),
+    Scenario(
+        "pmtu", "A path MTU black hole, found and worked around",
+        "Every segment here has the don't-fragment bit set, and somewhere on the path a link "
+        "carries at most 1200 bytes. Its router should answer each full-size segment with "
+        "ICMP \"fragmentation needed\" (RFC 1191), but a firewall drops that ICMP: a black "
+        "hole (RFC 2923). The full-size segments vanish without a word, and so do their "
+        "retransmissions. After the third timeout in a row the sender suspects a black hole "
+        "(RFC 4821, as Linux's tcp_mtu_probing=1 does) and falls back to 1024-byte "
+        "segments, which get through; with more data it would then probe upward with one "
+        "larger segment at a time and keep the size that is acknowledged.",
+        kernel=False),
 ]
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}

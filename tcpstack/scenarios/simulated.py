@@ -290,6 +290,21 @@ def lost_segment() -> SimResult:
     return w.result()
 
 
+def pmtu() -> SimResult:
+    w = World()
+    client, server = w.establish()
+    w.run_for(0.1)
+    # A 1200-byte link whose router's ICMP never arrives: bigger packets vanish.
+    w.sim.drop(lambda p: 40 + 12 + len(p.segment.payload) > 1200, count=None)
+    client.send(bytes(6000), w.sim.now)
+    client.shutdown(w.sim.now)
+    w.run_until(lambda: server.recv_available() == 6000, timeout=60.0)
+    w.read_all(server)
+    server.close(w.sim.now)
+    w.run_until(_closed(server), timeout=60.0)
+    return w.result()
+
+
 SIMULATED: dict[str, Callable[[], SimResult]] = {
     "handshake": handshake,
     "data": data,
@@ -305,4 +320,5 @@ SIMULATED: dict[str, Callable[[], SimResult]] = {
     "keepalive": keepalive,
     "zero-window": zero_window,
     "lost-segment": lost_segment,
+    "pmtu": pmtu,
 }

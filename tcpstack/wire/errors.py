@@ -45,7 +45,7 @@ class BadOption(WireError):
 
 
 class Fragmented(WireError):
-    """An IPv4 fragment (MF set or offset != 0): tcpstack does not reassemble."""
+    """An IPv4 fragment (MF set or offset != 0): the runtime reassembles those (fragments.py)."""
 
     reason = "fragment"
 

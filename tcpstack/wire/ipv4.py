@@ -3,7 +3,8 @@
 ``parse_ipv4`` checks what a receiver must check before trusting a header
 (RFC 1122 §3.2.1): version, header length, total length against what
 arrived, and the header checksum. Fragments are refused (``Fragmented``):
-tcpstack sets DF on everything it sends and does not reassemble.
+tcpstack sets DF on everything it sends, and the runtime reassembles what it
+receives in pieces (``tcpstack/runtime/fragments.py``) before parsing again.
 """
 
 from __future__ import annotations

@@ -5,16 +5,21 @@ not after 127 s of SYN retries."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tcpstack.link.path import PEER_ADDR, NarrowPath
+import tcpstack
+from tcpstack.core.state import State
+from tcpstack.link.path import PEER_ADDR, STACK_ADDR, TUN_ADDR, TUN_NAME, NarrowPath
 
-from .conftest import _ROOT, _env
+from .conftest import _ROOT, _env, run_async
 
 pytestmark = pytest.mark.root
 
@@ -27,13 +32,13 @@ def path() -> Iterator[NarrowPath]:
         yield p
 
 
-def reject(path: NarrowPath, icmp_type: str) -> None:
+def reject(path: NarrowPath, icmp_type: str, port: int = PORT) -> None:
     path.nft(f"""table ip tcps_reject
 delete table ip tcps_reject
 table ip tcps_reject {{
   chain forward {{
     type filter hook forward priority 0; policy accept;
-    ip daddr {PEER_ADDR} tcp dport {PORT} reject with icmp type {icmp_type}
+    ip daddr {PEER_ADDR} tcp dport {port} reject with icmp type {icmp_type}
   }}
 }}
 """)
@@ -62,3 +67,48 @@ def test_connect_fails_at_once_with_the_matching_message(path: NarrowPath, icmp_
     kind = icmp_type.replace("prot-", "protocol-")      # nft's name -> tcpstack's
     assert lines[0] == (f"tcpstack: connect to {PEER_ADDR}:{PORT} failed: {message} "
                         f"(ICMP {kind} from 10.7.0.1)")
+
+
+def test_once_connected_unreachable_is_a_soft_error(path: NarrowPath) -> None:
+    """RFC 5927 §5.2 (and Linux): a port unreachable for an ESTABLISHED
+    connection's data does not reset it; when the path heals the data flows."""
+    port = PORT + 1
+    server = path.in_peer(socket.create_server, (PEER_ADDR, port))
+    server.settimeout(30)
+    got: dict = {}
+
+    def sink() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(30)
+                chunks = []
+                while data := conn.recv(65536):
+                    chunks.append(data)
+                got["data"] = b"".join(chunks)
+
+    thread = threading.Thread(target=sink, daemon=True)
+    thread.start()
+    payload = bytes(range(256)) * 400
+
+    async def body() -> dict:
+        async with tcpstack.Stack(netns=path.router, tun=TUN_NAME, addr=STACK_ADDR,
+                                  tun_addr=f"{TUN_ADDR}/24", create_netns=False) as stack:
+            _reader, writer = await tcpstack.open_connection(PEER_ADDR, port)
+            reject(path, "port-unreachable", port)
+            writer.write(payload)
+            await asyncio.sleep(1.0)                    # several retransmissions rejected
+            conn = writer.get_extra_info("connection")
+            during = (conn.state, conn.error, stack.counters.get("icmp_soft_errors", 0))
+            path.nft("delete table ip tcps_reject\n")
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            return {"during": during}
+
+    result = run_async(body(), timeout=60)
+    thread.join(30)
+    state, error, soft = result["during"]
+    assert state is State.ESTABLISHED and error is None
+    assert soft >= 2
+    assert got["data"] == payload

@@ -3,6 +3,7 @@ a protocol it does not speak draws ICMP protocol unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import re
 import shutil
@@ -10,9 +11,10 @@ import socket
 
 import pytest
 
+import tcpstack
 from tcpstack.link import netns as ns
 
-from .conftest import STACK_ADDR, Cli, Kernel
+from .conftest import STACK_ADDR, Cli, Kernel, echo_handler, run_async
 
 pytestmark = pytest.mark.root
 
@@ -40,3 +42,48 @@ def test_udp_to_tcpstack_is_answered_with_protocol_unreachable(cli: Cli,
     with pytest.raises(OSError) as caught:
         sock.recv(100)
     assert caught.value.errno == errno.ENOPROTOOPT
+
+
+def test_fragmented_ping_is_reassembled_and_answered(cli: Cli, kernel: Kernel) -> None:
+    """3000 bytes of echo data: the kernel cuts the request into fragments on the
+    1500-byte TUN (RFC 791); tcpstack reassembles it and answers the whole."""
+    if not shutil.which("ping"):
+        pytest.skip("capability missing: ping is not installed")
+    cli.listen("5005", "--discard")
+    result = kernel.run(["ping", "-c", "2", "-i", "0.2", "-W", "5", "-s", "3000", "-M", "dont",
+                         STACK_ADDR], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 packets transmitted, 2 received" in result.stdout, result.stdout
+    assert "3008 bytes from" in result.stdout
+
+
+def test_a_fragmented_tcp_segment_reaches_the_connection(netns_name: str,
+                                                         kernel: Kernel) -> None:
+    """A SYN with 2000 bytes of data, in three fragments from a raw socket: the
+    listener answers the reassembled SYN; overlapping fragments are dropped."""
+    from scapy.layers.inet import IP, TCP, fragment
+
+    async def body() -> dict:
+        async with tcpstack.Stack(netns=netns_name) as stack:
+            await tcpstack.start_server(echo_handler, 5006)
+            raw = kernel.raw_socket()
+            syn = IP(src="10.7.0.1", dst=STACK_ADDR, id=77) / TCP(sport=4242, dport=5006,
+                                                                   flags="S", seq=1000)
+            for piece in fragment(syn / (b"s" * 2000), fragsize=800):
+                raw.sendto(bytes(piece), (STACK_ADDR, 0))
+            overlapping = [bytes(p) for p in fragment(IP(src="10.7.0.1", dst=STACK_ADDR,
+                                                         id=78) / TCP() / (b"o" * 2000),
+                                                      fragsize=800)]
+            second = IP(overlapping[1])
+            second.frag -= 1
+            del second.chksum
+            for piece in (overlapping[0], bytes(second)):
+                raw.sendto(piece, (STACK_ADDR, 0))
+            await asyncio.sleep(0.3)
+            return dict(stack.counters)
+
+    counters = run_async(body())
+    assert counters["frag_reassembled"] == 1
+    assert counters["frag_overlap"] == 1
+    assert counters["passive_opens"] == 1            # the reassembled SYN made a connection
+    assert counters["syn_data_ignored"] == 1

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 import tcpstack
+from tcpstack.link.netns import write_sysctl as _write_sysctl
 from tcpstack.link.path import PEER_ADDR, STACK_ADDR, TUN_ADDR, TUN_NAME, NarrowPath
 
 from .conftest import run_async
@@ -137,3 +138,61 @@ async def _read_all(reader) -> bytes:
         chunks.append(chunk)
     await asyncio.sleep(0)
     return b"".join(chunks)
+
+
+# -- a PMTU black hole: the routers' ICMP is dropped (RFC 2923 §2.1) ------------------
+
+@pytest.mark.parametrize("offload", [True, False], ids=["tso", "software-gso"])
+def test_black_hole_found_and_worked_around_tcpstack_sending(path: NarrowPath,
+                                                             offload: bool) -> None:
+    path.black_hole()
+    payload = os.urandom(SIZE)
+    thread, result = peer_sink(path)
+
+    async def body() -> dict:
+        async with stack_on(path, offload=offload) as stack:
+            _reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
+            started = time.monotonic()
+            writer.write(payload)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()            # every byte ACKed
+            info = writer.get_extra_info("tcpstack")
+            print(f"\n5 MB tcpstack -> kernel through a 1200-byte black hole: "
+                  f"{time.monotonic() - started:.2f} s, mss {info['mss']}")
+            return {"mss": info["mss"], "counters": dict(stack.counters)}
+
+    got = run_async(body(), timeout=60)
+    thread.join(30)
+    assert result == {"sha": hashlib.sha256(payload).hexdigest(), "size": SIZE}
+    counters = got["counters"]
+    print({k: v for k, v in counters.items() if k.startswith(("mtu_", "pmtu_", "icmp"))})
+    assert path.black_hole_drops() >= 1               # the router did try to tell us
+    assert "icmp_errors_in" not in counters           # ... and nothing arrived
+    assert counters["mtu_blackhole_detected"] == 1
+    # Probing upward found what the path carries: above base_mss, at most 1200.
+    assert counters["mtu_probes_acked"] >= 1
+    assert 1024 < got["mss"] <= 1200 - 40 - 12
+
+
+def test_black_hole_kernel_sending(path: NarrowPath) -> None:
+    """Linux finds the black hole too, with tcp_mtu_probing=1 (its default is 0)."""
+    path.black_hole()
+    path.in_peer(_write_sysctl, "ipv4/tcp_mtu_probing", "1")
+    payload = os.urandom(SIZE)
+    thread = peer_source(path, payload)
+
+    async def body() -> bytes:
+        async with stack_on(path):
+            _reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
+            started = time.monotonic()
+            data = await _read_all(_reader)
+            print(f"\n5 MB kernel -> tcpstack through a 1200-byte black hole: "
+                  f"{time.monotonic() - started:.2f} s")
+            writer.close()
+            await writer.wait_closed()
+            return data
+
+    data = run_async(body(), timeout=60)
+    thread.join(30)
+    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()

@@ -213,6 +213,19 @@ def test_lost_segment_rto_backoff():
     assert ladder.timers(0) == [TIMER_RETRANSMIT] * 3
 
 
+def test_pmtu_black_hole_found_and_worked_around():
+    ladder = run("pmtu")
+    data = [it for it in ladder.segments if it.src == 0 and it.segment.payload]
+    lost = [it for it in data if it.dropped]
+    assert lost and all(len(it.segment.payload) > 1148 for it in lost)
+    assert all(len(it.segment.payload) <= 1024 for it in data if not it.dropped)
+    assert ladder.timers(0)[-3:] == [TIMER_RETRANSMIT] * 3
+    notes = [it.text for it in ladder.items if isinstance(it, NoteItem) and it.endpoint == 0]
+    assert notes == ["MSS 1448 -> 1024, path MTU 1500 -> 1076: black hole suspected"]
+    delivered = sum(len(it.segment.payload) for it in data if not it.dropped)
+    assert delivered >= 6000 and ladder.states(1)[-1] is S.CLOSED
+
+
 def test_demo_list_and_sim_cli(capsys, tmp_path):
     assert main(["demo", "--list"]) == 0
     out = capsys.readouterr().out

@@ -1,8 +1,11 @@
 """The SACK scoreboard and RACK send log as they were before they were made
 incremental (``git show 5973cb4:tcpstack/core/sack.py``, unchanged since
 d512fa5), kept verbatim as the reference that tests/unit/test_sack_scaling.py
-and tools/bench-sack compare tcpstack.core.sack against. Do not edit the
-classes below: they are the specification of the observable behaviour.
+and tools/bench-sack compare tcpstack.core.sack and tcpstack.core.sentlog
+against. Do not edit the classes below: they are the specification of the
+observable behaviour. (One change since: SentLog cuts the SACKed parts out of
+an entry SACKed in part, and RACK orders the pieces of one transmission by
+sequence, RACK.end_seq's tie-break -- the same change in both.)
 """
 
 from __future__ import annotations
@@ -289,7 +292,7 @@ class SentLog:
       retransmitted" is already counted once).
     """
 
-    __slots__ = ("_count", "_marked", "_q", "_retrans", "fack", "min_rtt", "order",
+    __slots__ = ("_count", "_marked", "_ostart", "_q", "_retrans", "fack", "min_rtt", "order",
                  "reordering_seen", "rtt", "xmit_ts")
 
     def __init__(self) -> None:
@@ -299,6 +302,7 @@ class SentLog:
         self._count = 0              # transmissions so far
         self.xmit_ts: float | None = None   # RACK.xmit_ts
         self.order = -1              # the transmission counter of that segment
+        self._ostart = 0             # and its start (pieces of one transmission by sequence)
         self.rtt = 0.0               # RACK.rtt
         self.min_rtt: float | None = None   # RACK.min_RTT (minimum since the connection began)
         self.fack: int | None = None  # RACK.fack: the highest end sequence delivered
@@ -369,13 +373,33 @@ class SentLog:
         retrans = 0
         for e in q:
             s0, e0 = e[0], e[1]
-            if _signed(e0 - una) <= 0 or (sb is not None and sb.is_sacked(s0, _signed(e0 - s0))):
+            if _signed(e0 - una) <= 0:
                 self._delivered(e, now, fack_before)
                 continue
             if _signed(s0 - una) < 0:
-                e[0] = una
-            out.append(e)
-            retrans += e[3]
+                e[0] = s0 = una                  # ACKed in part
+            if sb is not None and sb.is_sacked(s0, _signed(e0 - s0)):
+                self._delivered(e, now, fack_before)
+                continue
+            # SACKed in part: the SACKed pieces are delivered, the rest stays,
+            # each piece with the entry's time and flags.
+            pieces = []
+            pos = s0
+            for left, right in [] if sb is None else sb.ranges():
+                a = left if _signed(left - s0) > 0 else s0
+                b = right if _signed(right - e0) < 0 else e0
+                if _signed(b - a) <= 0:
+                    continue
+                self._delivered([a, b, *e[2:]], now, fack_before)
+                if _signed(a - pos) > 0:
+                    pieces.append([pos, a, *e[2:]])
+                pos = b
+            if not pieces and pos == s0:
+                pieces = [e]                     # nothing of it SACKed
+            elif _signed(e0 - pos) > 0:
+                pieces.append([pos, e0, *e[2:]])
+            out += pieces
+            retrans += sum(piece[3] for piece in pieces)
         self._q = out
         self._retrans = retrans
 
@@ -392,9 +416,10 @@ class SentLog:
             self.min_rtt = rtt
         self.rtt = rtt
         end = e[1]
-        if e[5] > self.order:
+        if e[5] > self.order or (e[5] == self.order and _signed(e[0] - self._ostart) > 0):
             self.xmit_ts = ts
             self.order = e[5]
+            self._ostart = e[0]
         # Step 3: a never-retransmitted segment delivered below one delivered
         # earlier was reordered.
         if not e[3] and fack_before is not None and _signed(end - fack_before) < 0:
@@ -415,7 +440,7 @@ class SentLog:
         wait = self.rtt + reo_wnd
         timeout = 0.0
         for e in self._q:
-            if e[4] or e[5] > order:
+            if e[4] or e[5] > order or (e[5] == order and _signed(e[0] - self._ostart) >= 0):
                 continue                     # lost already, or sent after it
             remaining = e[2] + wait - now
             if remaining <= 1e-9:

@@ -62,8 +62,8 @@ def test_frag_needed_in_window_cuts_the_mss_and_resends_at_once() -> None:
     assert h.stack.counters["pmtu_lowered"] == 1
     assert h.stack.counters["pmtu_retransmits"] == 1
     pmtu = [e.reason for e in h.events if e.kind is EventKind.PMTU]
-    assert pmtu == [f"path MTU 1500 -> 1200, MSS 1460 -> 1160 (ICMP packet-too-big from "
-                    f"{ROUTER})"]
+    assert pmtu == [f"MSS 1460 -> 1160, path MTU 1500 -> 1200: ICMP packet-too-big from "
+                    f"{ROUTER}"]
     assert any(e.kind is EventKind.ICMP for e in h.events)
     # A second report of the same MTU (the next dropped segment) changes nothing.
     icmp(h, PTB, una + PEER_MSS, mtu=1200)

@@ -112,3 +112,23 @@ def test_capture_without_tcp(tmp_path):
     wrpcap(str(path), [IP(src=A, dst=B) / UDP()], linktype=101)
     with pytest.raises(UserError, match="no TCP segments"):
         select_connection(read_capture(str(path)), None)
+
+
+def test_an_icmp_error_is_a_note_on_its_connection(tmp_path, capsys):
+    from scapy.layers.inet import ICMP
+
+    pkts = exchange(5556)[:4]
+    quoted = bytes(pkts[3])[:28]                     # IPv4 header + 8 bytes, as RFC 792
+    pkts.insert(4, IP(src="198.51.100.7", dst=A) / ICMP(type=3, code=4, nexthopmtu=1200)
+                / quoted)
+    for i, p in enumerate(pkts):
+        p.time = 100 + i * 0.01
+    path = tmp_path / "icmp.pcap"
+    wrpcap(str(path), pkts, linktype=101)
+    capture = read_capture(str(path))
+    (conn,) = capture.connections
+    assert capture.skipped == 0
+    assert conn.notes == [(pytest.approx(100.04), "ICMP packet-too-big mtu 1200 from "
+                           "198.51.100.7", (A, 5556))]
+    assert main(["ladder", str(path)]) == 0
+    assert "ICMP packet-too-big mtu 1200 from 198.51.100.7" in capsys.readouterr().out

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.packet import Raw
 
@@ -74,3 +76,20 @@ def test_icmp_errors_go_to_the_core_and_junk_is_counted() -> None:
     assert (h.counters["drop_bad_checksum"], h.counters["drop_icmp_unsupported"],
             h.counters["drop_not_for_us"]) == (1, 1, 1)
     assert sent == []
+
+
+@given(payload=st.binary(max_size=120), proto=st.sampled_from([1, 6, 17]),
+       frag=st.integers(0, 0x3FFF), ident=st.integers(0, 3))
+@settings(max_examples=400, deadline=None)
+def test_hostile_bytes_are_counted_never_raised(payload: bytes, proto: int, frag: int,
+                                                ident: int) -> None:
+    """Any payload, any fragment bits: the host counts or answers, never raises."""
+    h, _sent, _core = HOST
+    packet = bytes(IP(src=PEER, dst=US, proto=proto, id=ident, flags=frag >> 13,
+                      frag=frag & 0x1FFF) / Raw(payload))
+    h.input(packet, 0.0)
+    assert h.fragments.held <= h.fragments.max_bytes
+    assert all(IP(p)[ICMP].type == 0 or IP(p)[ICMP].payload.proto != 6 for p in _sent)
+
+
+HOST = host()

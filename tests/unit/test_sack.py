@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpstack.core.sack import MAX_RANGES, SackScoreboard, SentLog
+from tcpstack.core.sack import MAX_RANGES, SackScoreboard
+from tcpstack.core.sentlog import SentLog
 from tcpstack.seq import MOD, Seq
 
 MSS = 100

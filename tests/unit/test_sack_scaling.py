@@ -15,7 +15,7 @@ how their work per ACK grows with what is in flight.
   reference classes and on the new ones: the same packets, at the same
   times, and the same counters; ``test_rto_against_a_closed_window_resends_only_what_was_sent``
   likewise for a peer that shuts its window.
-- ``test_work_per_ack_does_not_grow_with_the_flight``: lines of sack.py and
+- ``test_work_per_ack_does_not_grow_with_the_flight``: lines of sack.py, sentlog.py and
   recovery.py executed per SACK ACK with 400 and 3,200 segments in flight
   (a count, not a time): flat for the new code, ~8x for the reference.
 
@@ -39,8 +39,10 @@ from hypothesis import strategies as st
 
 import tcpstack.core.recovery as recovery_mod
 import tcpstack.core.sack as sack_mod
+import tcpstack.core.sentlog as sentlog_mod
 from tcpstack.core.config import ConnectionOptions, StackConfig
-from tcpstack.core.sack import SackScoreboard, SentLog
+from tcpstack.core.sack import SackScoreboard
+from tcpstack.core.sentlog import SentLog
 from tcpstack.core.stack import StackCore
 from tcpstack.core.state import State
 from tcpstack.link.fault import FaultSpec
@@ -465,7 +467,7 @@ CLIENT, SERVER, PORT = "10.9.0.1", "10.9.0.2", 5001
 def sack_every_other(segments: int, acks: int, files: set[str]) -> list[int]:
     """A sender with ``segments`` MSS-sized segments in flight; the peer's ACKs
     SACK the odd ones, one more per ACK (the even ones lost). Returns the lines
-    of sack.py and recovery.py executed for each ACK."""
+    of sack.py, sentlog.py and recovery.py executed for each ACK."""
     stack = StackCore(CLIENT, config=StackConfig(isn_secret=b"sack-scaling secret"),
                       tracer=None)
     conn = stack.connect(SERVER, PORT, 0.0, local_port=40000,
@@ -522,7 +524,8 @@ def per_ack(segments: int, files: set[str]) -> float:
 
 
 def test_work_per_ack_does_not_grow_with_the_flight() -> None:
-    files = {str(Path(recovery_mod.__file__)), str(Path(sack_mod.__file__))}
+    files = {str(Path(recovery_mod.__file__)), str(Path(sack_mod.__file__)),
+             str(Path(sentlog_mod.__file__))}
     small, large = per_ack(400, files), per_ack(3200, files)
     assert large < 1.5 * small + 50, (small, large)
     # The measure does tell: the reference's work grows with the flight.

@@ -2,20 +2,12 @@
 should resend that piece only (RFC 6675 §4: IsLost and NextSeg are per
 byte; only unSACKed bytes deemed lost are retransmitted).
 
-KNOWN BUG, marked xfail: the send log (core/sack.py, SentLog) records a
-super-segment as one entry and marks and resends whole entries from their
-start, so after the lost piece the pieces behind it -- SACKed, or still in
-flight -- are resent too. On a TUN with 1% loss (tools/bench loss1-send,
-faults between software GSO and GRO) the kernel receiver reported ~200
-duplicate segments (TcpExt TCPDSACKOldSent) per 20 MB, against ~1 with
-MSS-sized segments. Linux splits the skb at the SACK and loss boundaries
-(tcp_fragment in tcp_sacktag / tcp_mark_head_lost); SentLog needs the same
-(cut entries at SACK edges and at the IsLost boundary). Until then fault
-injection runs without super-segments (tcpstack/api.py)."""
+The send log (core/sentlog.py, SentLog) records a super-segment as one entry;
+SACKed parts are cut out of it as they are reported (as Linux splits the skb,
+tcp_sacktag_walk / tcp_fragment), so what is marked lost and resent is only
+what was not SACKed."""
 
 from __future__ import annotations
-
-import pytest
 
 from tcpstack.core.config import ConnectionOptions, StackConfig
 from tcpstack.core.stack import StackCore
@@ -56,11 +48,6 @@ def _resent(stack: StackCore, iss: int, mss: int) -> list[tuple[int, int]]:
             for _, _, seg in stack.take_output() if seg.payload]
 
 
-XFAIL = pytest.mark.xfail(strict=True, reason="SentLog marks and resends whole super-segment "
-                                              "entries (see the module docstring)")
-
-
-@XFAIL
 def test_one_lost_piece_of_a_super_segment_is_the_only_retransmission() -> None:
     stack, conn, iss = _sender()
     mss = conn.mss
@@ -80,7 +67,6 @@ def test_one_lost_piece_of_a_super_segment_is_the_only_retransmission() -> None:
     assert _resent(stack, iss, mss) == []
 
 
-@XFAIL
 def test_two_lost_pieces_of_a_super_segment_each_resent_once() -> None:
     stack, conn, iss = _sender()
     mss = conn.mss
