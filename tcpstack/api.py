@@ -67,11 +67,10 @@ class Stack:
     headers, checksum offload and TSO when the kernel accepts them: the core
     then sends super-segments of whole MSS multiples up to 64 KB and takes in
     the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
-    Fault injection runs without the TUN's offloads and without
-    super-segments, so that faults hit wire-sized packets and a corrupted
-    one is caught by its checksum (with checksum offload the kernel would
-    checksum the corrupted bytes); the driver's software GRO merges, after
-    the injector, what it let through.
+    Fault injection runs without the TUN's offloads, so that faults hit
+    wire-sized packets and a corrupted one is caught by its checksum (with
+    checksum offload the kernel would checksum the corrupted bytes); the
+    driver's software GSO and GRO stay on, the faults between them.
     ``offload_note`` says why offloads are off when they were asked for.
 
     TCP: ``msl`` (TIME-WAIT lasts 2*MSL), ``min_rto``, ``isn_secret``
@@ -167,15 +166,13 @@ class Stack:
             self.link = link
             if self.offload_note is None:
                 self.offload_note = getattr(link, "offload_note", None)
-            if self._fault is None and not self.config.tso_max and (
-                    getattr(link, "tso", False) or self.network is not None):
+            if not self.config.tso_max and (
+                    (getattr(link, "tso", False) and self._fault is None)
+                    or self.network is not None):
                 # Super-segments from the core: the TUN cuts them (TSO) or,
                 # without offloads, the driver does (GSO, as Linux for a device
-                # without TSO). Not under fault injection: there a lost piece
-                # of a super-segment makes the sender resend more than that
-                # piece (tests/unit/test_sack_super_segments.py), so the core
-                # sends wire-sized segments; the driver's GRO still merges
-                # what the injector let through on the way in.
+                # without TSO). Faults then hit the wire-sized pieces the
+                # driver cut, and the driver's GRO merges what survived.
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
