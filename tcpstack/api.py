@@ -75,9 +75,10 @@ class Stack:
     headers, checksum offload and TSO when the kernel accepts them: the core
     then sends super-segments of whole MSS multiples up to 64 KB and takes in
     the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
-    Fault injection always runs without offloads, so that faults hit
-    wire-sized segments and a corrupted segment is caught by its checksum
-    (with checksum offload the kernel would checksum the corrupted bytes).
+    Fault injection runs without the TUN's offloads, so that faults hit
+    wire-sized packets and a corrupted one is caught by its checksum (with
+    checksum offload the kernel would checksum the corrupted bytes); the
+    driver's software GSO and GRO stay on, the faults between them.
     ``offload_note`` says why offloads are off when they were asked for.
 
     TCP: ``msl`` (TIME-WAIT lasts 2*MSL), ``min_rto``, ``isn_secret``
@@ -180,11 +181,13 @@ class Stack:
             self.link = link
             if self.offload_note is None:
                 self.offload_note = getattr(link, "offload_note", None)
-            if self._fault is None and not self.config.tso_max and (
-                    getattr(link, "tso", False) or self.network is not None):
+            if not self.config.tso_max and (
+                    (getattr(link, "tso", False) and self._fault is None)
+                    or self.network is not None):
                 # Super-segments from the core: the TUN cuts them (TSO) or,
                 # without offloads, the driver does (GSO, as Linux for a device
-                # without TSO). Fault injection keeps wire-sized segments.
+                # without TSO). Faults then hit the wire-sized pieces the
+                # driver cut, and the driver's GRO merges what survived.
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)
@@ -192,7 +195,7 @@ class Stack:
             self.core = StackCore(local_addr=self.addrs, config=self.config, tracer=self.tracer)
             self.driver = StackDriver(self.core, link, self.addrs, pcap=self._pcap,
                                       tracer=self.tracer, clock=loop.time,
-                                      coalesce=self._fault is None)
+                                      coalesce=self._fault is None or self.network is not None)
             self.driver.start()
         except BaseException:
             await self._release()

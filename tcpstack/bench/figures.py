@@ -17,6 +17,8 @@ class Figure:
 FIGURES = (
     Figure("bulk-send", "bulk stack→kernel", "MB/s", True, "≥ 1000 (offload) / ≥ 60"),
     Figure("bulk-recv", "bulk kernel→stack", "MB/s", True, "≥ 800 (offload) / ≥ 60"),
+    Figure("pipe-send", "CLI: pipe→stack→kernel", "MB/s", True, "≥ 0.9× bulk stack→kernel"),
+    Figure("pipe-recv", "CLI: kernel→stack→pipe", "MB/s", True, "≥ 0.9× bulk kernel→stack"),
     Figure("rr-median", "1-byte round trip, median", "µs", False, "≤ 150"),
     Figure("rr-p99", "1-byte round trip, p99", "µs", False, ""),
     Figure("connect", "connect+close, sequential", "/s", True, "≥ 2000"),

@@ -66,9 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
                         "stdout, after the table)")
     parser.add_argument("--profile", metavar="DIR",
-                        help="afterwards, run each bulk direction (and rr, when chosen) once "
-                        "more under cProfile: DIR/bulk-send.pstats, DIR/bulk-recv.pstats, "
-                        "DIR/rr.pstats; top 20 on stderr")
+                        help="afterwards, run each bulk direction (and rr and connect, when "
+                        "chosen) once more under cProfile: DIR/bulk-send.pstats, "
+                        "DIR/bulk-recv.pstats, DIR/rr.pstats, DIR/connect.pstats; top 20 on "
+                        "stderr")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _profile(bench: Bench, directory: str, names: list[str], errors: list[str]) -> None:
-    """One more run of each bulk direction (and of rr when it was chosen) under
+    """One more run of each bulk direction (and of rr and connect when chosen) under
     cProfile: DIR/NAME.pstats, the top functions on stderr."""
     runs: list[tuple[str, Callable[..., object]]] = [
         (f"bulk-{direction}", functools.partial(
@@ -163,6 +164,8 @@ def _profile(bench: Bench, directory: str, names: list[str], errors: list[str]) 
         for direction in ("send", "recv")]
     if "rr" in names:
         runs.append(("rr", functools.partial(bench.rr, "tcpstack")))
+    if "connect" in names:
+        runs.append(("connect", functools.partial(bench.connect, "tcpstack")))
     for name, run_profiled in runs:
         path = os.path.join(directory, f"{name}.pstats")
         try:

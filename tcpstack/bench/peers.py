@@ -9,6 +9,14 @@ Servers (the peer of both the tcpstack client and the kernel client)::
 Kernel clients (the kernel-to-kernel baseline, over a veth pair)::
 
     python -m tcpstack.bench.peers client send|recv|rr|connect|idle --host H --port P ...
+    python -m tcpstack.bench.peers client pipe-send|pipe-recv --host H --port P
+
+The ends of the ``pipe`` workload's pipes (stdin -> connection, connection
+-> stdout: ``client pipe-*`` for the kernel, ``tcpstack connect`` for
+tcpstack)::
+
+    python -m tcpstack.bench.peers pipe source --bytes N --seed S   # the stream to stdout
+    python -m tcpstack.bench.peers pipe sink --bytes N              # stdin, timed and hashed
 
 A server prints ``ready`` once it listens. Every program ends by printing one
 JSON object on the last line of stdout. Plain blocking sockets: this is the
@@ -18,8 +26,10 @@ kernel at its best, not another asyncio program.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
+import os
 import resource
 import selectors
 import signal
@@ -67,22 +77,99 @@ def receive_buffer(total: int) -> bytearray:
 
 def receive_all(sock: socket.socket, total: int) -> dict[str, Any]:
     """Read until EOF into one pre-touched buffer; time first byte -> FIN; hash after."""
+    return _receive(sock.recv_into, total, until_last_byte=False)
+
+
+def _receive(recv_into: Any, total: int, until_last_byte: bool) -> dict[str, Any]:
+    """``recv_into`` until EOF into one pre-touched buffer; time the first byte
+    to EOF (or to byte ``total`` when ``until_last_byte``); hash after."""
     buffer = receive_buffer(total)
     view = memoryview(buffer)
     got = 0
-    first = 0.0
+    first = end = 0.0
     while True:
-        n = sock.recv_into(view[got:] if got <= total else view[total:])
+        n = recv_into(view[got:] if got <= total else view[total:])
         if n == 0:
             break
         if got == 0:
             first = time.perf_counter()
         got += n
+        if got >= total and not end:
+            end = time.perf_counter()
         if got > total:
             break
-    end = time.perf_counter()
+    if not until_last_byte or not end:
+        end = time.perf_counter()
     digest = hashlib.sha256(view[:min(got, total)]).hexdigest()
     return {"bytes": got, "sha256": digest, "seconds": end - first if got else 0.0}
+
+
+# -- the ends of the pipe workload's pipes -------------------------------------
+
+def pipe_source(total: int, seed: int) -> dict[str, Any]:
+    """The stream to stdout (a pipe into the program under test)."""
+    out = sys.stdout.fileno()
+    sent = 0
+    for chunk in payload.chunks(total, seed):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view):]
+        sent += len(chunk)
+    os.close(out)
+    sys.stdout = sys.stderr            # the result goes to stderr: stdout was the stream
+    return {"bytes": sent}
+
+
+def pipe_sink(total: int) -> dict[str, Any]:
+    """stdin (a pipe from the program under test) until EOF, timed from its first
+    byte to byte ``total`` -- not to EOF, which waits for that program to exit."""
+    fd = sys.stdin.fileno()
+    return _receive(lambda view: os.readv(fd, [view]), total, until_last_byte=True)
+
+
+PIPE_SIZE = 1 << 20
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe, as ``tcpstack connect`` asks for (F_SETPIPE_SZ)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
+
+
+def client_pipe_send(host: str, port: int) -> dict[str, Any]:
+    """stdin -> a connection, then FIN (like ``nc -N``), in large reads."""
+    fd = sys.stdin.fileno()
+    _grow_pipe(fd)
+    sent = 0
+    with connect(host, port) as sock:
+        while data := os.read(fd, RECV_CHUNK):
+            sock.sendall(data)
+            sent += len(data)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(RECV_CHUNK):
+            pass
+    return {"bytes": sent}
+
+
+def client_pipe_recv(host: str, port: int) -> dict[str, Any]:
+    """A connection -> stdout until its FIN (stdin is empty: our FIN goes first)."""
+    out = sys.stdout.fileno()
+    _grow_pipe(out)
+    buffer = bytearray(RECV_CHUNK)
+    view = memoryview(buffer)
+    got = 0
+    with connect(host, port) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        while n := sock.recv_into(view):
+            part = view[:n]
+            while part:
+                part = part[os.write(out, part):]
+            got += n
+    os.close(out)
+    sys.stdout = sys.stderr
+    return {"bytes": got}
 
 
 def send_all(sock: socket.socket, total: int, seed: int) -> int:
@@ -256,12 +343,12 @@ def _echoed(sock: socket.socket) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tcpstack.bench.peers",
                                      description="kernel-side benchmark peer")
-    parser.add_argument("mode", choices=("serve", "client"))
+    parser.add_argument("mode", choices=("serve", "client", "pipe"))
     parser.add_argument("role", choices=("sink", "source", "echo", "send", "recv", "rr",
-                                         "connect", "idle"))
+                                         "connect", "idle", "pipe-send", "pipe-recv"))
     parser.add_argument("--host", default="0.0.0.0",
                         help="client: the server; serve: 0.0.0.0 (IPv4) or :: (IPv6)")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--bytes", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=0)
@@ -271,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.mode == "serve":
+    if args.mode == "pipe":
+        if args.role == "source":
+            return pipe_source(args.bytes, args.seed)
+        if args.role == "sink":
+            return pipe_sink(args.bytes)
+    elif args.mode == "serve":
         if args.role == "sink":
             return serve_sink(args.port, args.bytes, args.host)
         if args.role == "source":
@@ -289,6 +381,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return client_connect(args.host, args.port, args.count)
         if args.role == "idle":
             return client_idle(args.host, args.port, args.count, args.hold)
+        if args.role == "pipe-send":
+            return client_pipe_send(args.host, args.port)
+        if args.role == "pipe-recv":
+            return client_pipe_recv(args.host, args.port)
     raise SystemExit(f"no {args.mode} role {args.role!r}")
 
 

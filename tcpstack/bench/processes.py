@@ -39,11 +39,15 @@ class Processes:
     def __init__(self) -> None:
         self.running: list[subprocess.Popen[str]] = []
 
-    def start(self, argv: Sequence[str], netns: str | None = None) -> subprocess.Popen[str]:
-        """``python -m ...`` in ``netns`` (or in ours when None)."""
-        kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
-                                  "stderr": subprocess.PIPE, "text": True, "env": _env(),
-                                  "start_new_session": True}
+    def start(self, argv: Sequence[str], netns: str | None = None, stdin: int | None = None,
+              stdout: int | None = None) -> subprocess.Popen[str]:
+        """``python -m ...`` in ``netns`` (or in ours when None); stdin from
+        /dev/null and stdout to us unless file descriptors are given."""
+        kwargs: dict[str, Any] = {
+            "stdin": subprocess.DEVNULL if stdin is None else stdin,
+            "stdout": subprocess.PIPE if stdout is None else stdout,
+            "stderr": subprocess.PIPE, "text": True, "env": _env(),
+            "start_new_session": True}
         argv = [sys.executable, *argv]
         proc = (ns.netns_popen(netns, argv, **kwargs) if netns
                 else subprocess.Popen(argv, **kwargs))
@@ -62,6 +66,16 @@ class Processes:
     def result(self, proc: subprocess.Popen[str], timeout: float,
                terminate: bool = False) -> dict[str, Any]:
         """Wait (at most ``timeout`` s; SIGTERM first when ``terminate``) for the JSON."""
+        out, err = self.finish(proc, timeout, terminate)
+        try:
+            return json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise ProgramFailed(f"no result: {_last_line(err) or out[-200:]}") from None
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float,
+               terminate: bool = False) -> tuple[str, str]:
+        """Wait (at most ``timeout`` s) for a successful exit; return its stdout
+        (empty when it did not go to us) and stderr."""
         if terminate and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
@@ -74,10 +88,7 @@ class Processes:
                 self.running.remove(proc)
         if proc.returncode != 0:
             raise ProgramFailed(f"exit {proc.returncode}: {_last_line(err) or 'no output'}")
-        try:
-            return json.loads(out.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            raise ProgramFailed(f"no result: {_last_line(err) or out[-200:]}") from None
+        return out or "", err or ""
 
     def stop(self, proc: subprocess.Popen[str]) -> str:
         """Terminate (then kill) ``proc`` if it still runs; return its stderr."""

@@ -104,6 +104,7 @@ def markdown(report: dict[str, Any]) -> str:
         ratio = f"{row['ratio']:.3g}×" if row["ratio"] is not None else "–"
         lines.append(f"| {row['label']} | {row['unit']} | {_cell(row['tcpstack'], cfg['runs'])} "
                      f"| {_cell(row['kernel'], cfg['runs'])} | {ratio} | {row['target']} |")
+    lines += _pipe_against_api(report["results"])
     notes = report.get("notes", {})
     if notes.get("kernel_loss_dropped"):
         dropped = ", ".join(f"{k}: {v}" for k, v in notes["kernel_loss_dropped"].items())
@@ -126,6 +127,22 @@ def markdown(report: dict[str, Any]) -> str:
     for error in report.get("errors", []):
         lines.append(f"- failed: {error}")
     return "\n".join(lines) + "\n"
+
+
+PIPE_AGAINST = {"pipe-send": "bulk-send", "pipe-recv": "bulk-recv"}
+
+
+def _pipe_against_api(results: list[dict[str, Any]]) -> list[str]:
+    """The CLI through a pipe against the API's bulk transfer, tcpstack's medians."""
+    medians = {row["figure"]: row["tcpstack"]["median"] for row in results
+               if row["tcpstack"]}
+    pairs = [f"{pipe} {medians[pipe] / medians[bulk]:.3g}×"
+             for pipe, bulk in PIPE_AGAINST.items()
+             if medians.get(pipe) and medians.get(bulk)]
+    if not pairs:
+        return []
+    return ["", "- tcpstack's CLI through a pipe / its API's bulk transfer (medians of "
+            "this run): " + ", ".join(pairs)]
 
 
 def write_json(report: dict[str, Any], path: str) -> None:

@@ -10,6 +10,7 @@ client is the kernel in namespace ``-a`` against the same peer program in
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,15 +62,19 @@ class Bench:
 
     # -- one client/server pair --------------------------------------------------
 
+    def _serve_argv(self, server: list[str], port: int | str) -> list[str]:
+        """The kernel peer serving ``server`` on the run's family's wildcard."""
+        wildcard = "::" if self.settings.ipv6 else "0.0.0.0"
+        return ["-m", "tcpstack.bench.peers", "serve", *server, "--host", wildcard,
+                "--port", str(port)]
+
     def pair(self, side: str, server: list[str], client: list[str], timeout: float,
              fault: str | None = None, terminate_server: bool = False,
              profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Start the peer server, run one client against it, return both results."""
         port = next(self._ports)
         server_ns = self.net.tun_ns if side == "tcpstack" else self.net.server_ns
-        wildcard = "::" if self.settings.ipv6 else "0.0.0.0"
-        peer = self.procs.start(["-m", "tcpstack.bench.peers", "serve", *server,
-                                 "--host", wildcard, "--port", str(port)], netns=server_ns)
+        peer = self.procs.start(self._serve_argv(server, port), netns=server_ns)
         try:
             self.procs.wait_ready(peer, timeout=15)
             if side == "tcpstack":
@@ -111,6 +116,16 @@ class Bench:
                               self._timeout(30 + (s.rr_count + s.rr_warmup) * 0.002),
                               terminate_server=True, profile=profile)
         return {"rr-median": result["median_us"], "rr-p99": result["p99_us"]}
+
+    # -- connections -------------------------------------------------------------------
+
+    def connect(self, side: str, profile: str | None = None) -> dict[str, float]:
+        """Sequential connect+close per second against an echo peer."""
+        s = self.settings
+        result, _ = self.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
+                              self._timeout(30 + s.connect_count * 0.02),
+                              terminate_server=True, profile=profile)
+        return {"connect": result["per_second"]}
 
     # -- bulk ------------------------------------------------------------------------
 
@@ -163,13 +178,81 @@ class Bench:
                             else self.net.kernel_timeouts(kernel_nss) - timeouts_before)
                 self.notes["stack_timeouts"].setdefault(key, []).append(timeouts)
         received = server_result if direction == "send" else client_result
-        if received["bytes"] != total:
-            raise ProgramFailed(f"received {received['bytes']} bytes, expected {total}")
-        if received["sha256"] != payload.expected_sha256(total, seed):
-            raise ProgramFailed("SHA-256 of the received bytes differs from what was sent")
-        if received["seconds"] <= 0:
-            raise ProgramFailed("transfer too short to time")
-        return total / MB / received["seconds"]
+        return _throughput(received, total, seed)
+
+
+    # -- the CLI with a pipe ------------------------------------------------------------
+
+    def pipe(self, side: str, direction: str, total: int, seed: int) -> float:
+        """MB/s of a stream through a pipe and a connection: a pipe into
+        ``tcpstack connect``'s stdin (``send``), or its stdout into a pipe
+        (``recv``); the kernel side runs a blocking-socket netcat
+        (``peers client pipe-*``). Timed by the receiver, SHA-256 checked."""
+        port = str(next(self._ports))
+        timeout = self._timeout(60 + total / MB)
+        server = (["sink", "--bytes", str(total)] if direction == "send"
+                  else ["source", "--bytes", str(total), "--seed", str(seed)])
+        if side == "tcpstack":
+            client_ns = None
+            client = ["-m", "tcpstack", "connect", self.net.tun_kernel_addr, port,
+                      "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
+                      "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
+                      "--stats"]
+            if self.settings.no_offload:
+                client.append("--no-offload")
+        else:
+            client_ns = self.net.client_ns
+            client = ["-m", "tcpstack.bench.peers", "client", f"pipe-{direction}",
+                      "--host", self.net.veth_server_addr, "--port", port]
+        peer = self.procs.start(self._serve_argv(server, port),
+                                netns=self.net.tun_ns if side == "tcpstack"
+                                else self.net.server_ns)
+        started = [peer]
+        try:
+            self.procs.wait_ready(peer, timeout=15)
+            read_end, write_end = os.pipe()
+            try:
+                if direction == "send":
+                    started.append(self.procs.start(
+                        ["-m", "tcpstack.bench.peers", "pipe", "source", "--bytes", str(total),
+                         "--seed", str(seed)], stdout=write_end))
+                    started.append(self.procs.start(client, netns=client_ns, stdin=read_end))
+                else:
+                    started.append(self.procs.start(client, netns=client_ns, stdout=write_end))
+                    started.append(self.procs.start(
+                        ["-m", "tcpstack.bench.peers", "pipe", "sink", "--bytes", str(total)],
+                        stdin=read_end))
+            finally:
+                os.close(read_end)
+                os.close(write_end)
+            if direction == "send":
+                self.procs.finish(started[1], timeout)
+                _, client_err = self.procs.finish(started[2], timeout)
+                received = self.procs.result(peer, 15)
+            else:
+                received = self.procs.result(started[2], timeout)
+                _, client_err = self.procs.finish(started[1], 15)
+                self.procs.finish(peer, 15)
+        finally:
+            for proc in started:
+                self.procs.stop(proc)
+        if side == "tcpstack" and self.workload:
+            # --stats: "tcpstack offloads: on (checksum, TSO/GSO)" or "off ..."
+            modes = [line.split()[2] for line in client_err.splitlines()
+                     if line.startswith("tcpstack offloads: ")]
+            self.notes["offload"][self.workload] = modes[0] if modes else None
+        return _throughput(received, total, seed)
+
+
+def _throughput(received: dict[str, Any], total: int, seed: int) -> float:
+    """MB/s from a receiver's report, once its byte count and SHA-256 are right."""
+    if received["bytes"] != total:
+        raise ProgramFailed(f"received {received['bytes']} bytes, expected {total}")
+    if received["sha256"] != payload.expected_sha256(total, seed):
+        raise ProgramFailed("SHA-256 of the received bytes differs from what was sent")
+    if received["seconds"] <= 0:
+        raise ProgramFailed("transfer too short to time")
+    return total / MB / received["seconds"]
 
 
 # -- the workloads -----------------------------------------------------------------
@@ -182,15 +265,19 @@ def _bulk(direction: str, loss: int = 0) -> Callable[[Bench, str, int], dict[str
     return run
 
 
+def _pipe(direction: str) -> Callable[[Bench, str, int], dict[str, float]]:
+    def run(bench: Bench, side: str, index: int) -> dict[str, float]:
+        return {f"pipe-{direction}": bench.pipe(side, direction, bench.settings.bulk_bytes,
+                                                seed=index + 1)}
+    return run
+
+
 def _rr(bench: Bench, side: str, index: int) -> dict[str, float]:
     return bench.rr(side)
 
 
 def _connect(bench: Bench, side: str, index: int) -> dict[str, float]:
-    s = bench.settings
-    result, _ = bench.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
-                           bench._timeout(30 + s.connect_count * 0.02), terminate_server=True)
-    return {"connect": result["per_second"]}
+    return bench.connect(side)
 
 
 def _idle(bench: Bench, side: str, index: int) -> dict[str, float]:
@@ -214,6 +301,10 @@ def _idle(bench: Bench, side: str, index: int) -> dict[str, float]:
 WORKLOADS = (
     Workload("bulk-send", "bulk transfer tcpstack -> kernel", ("bulk-send",), _bulk("send")),
     Workload("bulk-recv", "bulk transfer kernel -> tcpstack", ("bulk-recv",), _bulk("recv")),
+    Workload("pipe-send", "a pipe into tcpstack connect -> kernel", ("pipe-send",),
+             _pipe("send")),
+    Workload("pipe-recv", "kernel -> tcpstack connect into a pipe", ("pipe-recv",),
+             _pipe("recv")),
     Workload("rr", "1-byte request/response latency", ("rr-median", "rr-p99"), _rr),
     Workload("connect", "sequential connect+close", ("connect",), _connect),
     Workload("idle", "concurrent idle connections", ("idle-alive", "idle-memory", "idle-open"),
@@ -231,6 +322,7 @@ WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
 # Names --only accepts besides the workloads themselves.
 GROUPS = {
     "bulk": ("bulk-send", "bulk-recv"),
+    "pipe": ("pipe-send", "pipe-recv"),
     "loss": ("loss1-send", "loss1-recv", "loss5-send", "loss5-recv"),
     "loss1": ("loss1-send", "loss1-recv"),
     "loss5": ("loss5-send", "loss5-recv"),

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import queue
 import sys
-import threading
 from typing import Any
 
 from tcpstack.cli import common
+from tcpstack.cli.stdio import IO_SIZE, StdinSource, StdoutSink
 from tcpstack.errors import UserError, one_line_errors
 from tcpstack.runtime.streams import TcpStreamReader
 from tcpstack.wire.addr import endpoint_text
 
 CHUNK = 64 * 1024
-PATTERN = bytes(range(256)) * 256          # --source's fixed 64 KiB pattern
+PATTERN = bytes(range(256)) * 4096         # --source's fixed pattern (1 MiB), repeated
 
 
 def register(subparsers: Any) -> None:
@@ -70,53 +68,6 @@ def register(subparsers: Any) -> None:
 
 # -- stdin / stdout -------------------------------------------------------------
 
-class StdinSource:
-    """Reads stdin on a daemon thread, one chunk per request, so that any file
-    (terminal, pipe, regular file) works and a cancelled read loses nothing."""
-
-    def __init__(self, fd: int = 0) -> None:
-        self._fd = fd
-        self._loop = asyncio.get_running_loop()
-        self._requests: queue.SimpleQueue[asyncio.Future[bytes]] = queue.SimpleQueue()
-        self._pending: asyncio.Future[bytes] | None = None
-        self.at_eof = False
-        threading.Thread(target=self._worker, name="tcpstack-stdin", daemon=True).start()
-
-    def _worker(self) -> None:
-        while True:
-            future = self._requests.get()
-            try:
-                data = os.read(self._fd, CHUNK)
-            except OSError:
-                data = b""
-            self._loop.call_soon_threadsafe(_resolve, future, data)
-            if not data:
-                return
-
-    async def read(self) -> bytes:
-        if self.at_eof:
-            return b""
-        if self._pending is None:
-            self._pending = self._loop.create_future()
-            self._requests.put(self._pending)
-        data = await asyncio.shield(self._pending)
-        self._pending = None
-        if not data:
-            self.at_eof = True
-        return data
-
-
-def _resolve(future: asyncio.Future[bytes], data: bytes) -> None:
-    if not future.done():
-        future.set_result(data)
-
-
-def write_stdout(data: bytes) -> None:
-    out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
-
-
 async def copy_stdin_to(stdin: StdinSource, writer: Any) -> None:
     """stdin -> connection, then FIN (like ``nc -N``)."""
     while data := await stdin.read():
@@ -126,11 +77,14 @@ async def copy_stdin_to(stdin: StdinSource, writer: Any) -> None:
         writer.write_eof()
 
 
-async def copy_to_stdout(reader: TcpStreamReader) -> int:
+async def copy_to_stdout(reader: TcpStreamReader, stdout: StdoutSink) -> int:
+    """The connection -> stdout until the peer's FIN, through one reused buffer."""
+    buffer = bytearray(IO_SIZE)
+    view = memoryview(buffer)
     total = 0
-    while data := await reader.read(CHUNK):
-        write_stdout(data)
-        total += len(data)
+    while n := await reader.readinto(view):
+        await stdout.write(view[:n])
+        total += n
     return total
 
 
@@ -140,8 +94,9 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
     done = asyncio.get_running_loop().create_future()
     copy_lock = asyncio.Lock()
     stdin: StdinSource | None = None
+    stdout: StdoutSink | None = None
     if not (args.echo or args.discard or args.source is not None):
-        stdin = StdinSource()
+        stdin, stdout = StdinSource(), StdoutSink()
     server: Any = None
 
     async def handler(reader: TcpStreamReader, writer: Any) -> None:
@@ -158,9 +113,9 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
             elif args.source is not None:
                 await _serve_source(reader, writer, args.source)
             else:
-                assert stdin is not None
+                assert stdin is not None and stdout is not None
                 async with copy_lock:       # one connection at a time, like nc -l
-                    await _serve_copy(reader, writer, stdin)
+                    await _serve_copy(reader, writer, stdin, stdout)
         except ConnectionError as exc:
             print(f"tcpstack: {endpoint_text(peer[0], peer[1])}: "
                   f"{common.describe_connection_error(exc)}", file=sys.stderr, flush=True)
@@ -172,14 +127,25 @@ async def _listen(stack: Any, args: argparse.Namespace) -> int:
             if args.once and not done.done():
                 done.set_result(None)
 
-    server = await stack.start_server(handler, args.port, **common.connection_options(args))
-    where = " and ".join(endpoint_text(a, args.port) for a in stack.addrs)
-    print(f"listening on {where}", file=sys.stderr, flush=True)
-    if args.once:
-        await done
-    else:
-        await server.serve_forever()
+    try:
+        server = await stack.start_server(handler, args.port,
+                                          **common.connection_options(args))
+        where = " and ".join(endpoint_text(a, args.port) for a in stack.addrs)
+        print(f"listening on {where}", file=sys.stderr, flush=True)
+        if args.once:
+            await done
+        else:
+            await server.serve_forever()
+    finally:
+        _restore(stdin, stdout)
     return 0
+
+
+def _restore(*files: StdinSource | StdoutSink | None) -> None:
+    """stdin's and stdout's blocking flags as they were (others share them)."""
+    for file in files:
+        if file is not None:
+            file.close()
 
 
 async def _serve_echo(reader: TcpStreamReader, writer: Any) -> None:
@@ -191,8 +157,7 @@ async def _serve_echo(reader: TcpStreamReader, writer: Any) -> None:
 
 
 async def _serve_discard(reader: TcpStreamReader, writer: Any) -> None:
-    while await reader.read(CHUNK):
-        pass
+    await _drop_until_eof(reader)
     writer.close()
     await writer.wait_closed()
 
@@ -202,10 +167,10 @@ async def _serve_source(reader: TcpStreamReader, writer: Any, count: int) -> Non
     # FIN and not a reset for unread data.
     drain_peer = asyncio.create_task(_read_all(reader))
     try:
-        view = memoryview(PATTERN)
         left = count
         while left > 0:
-            piece = view[: min(left, len(view))]
+            # The whole pattern as it is (a bytes object: queued without a copy).
+            piece = PATTERN if left >= len(PATTERN) else PATTERN[:left]
             writer.write(piece)
             left -= len(piece)
             await writer.drain()
@@ -215,20 +180,27 @@ async def _serve_source(reader: TcpStreamReader, writer: Any, count: int) -> Non
         drain_peer.cancel()
 
 
+async def _drop_until_eof(reader: TcpStreamReader) -> None:
+    """Read (into one reused buffer) and drop until the peer's FIN."""
+    view = memoryview(bytearray(IO_SIZE))
+    while await reader.readinto(view):
+        pass
+
+
 async def _read_all(reader: TcpStreamReader) -> None:
     try:
-        while await reader.read(CHUNK):
-            pass
+        await _drop_until_eof(reader)
     except ConnectionError:
         pass
 
 
-async def _serve_copy(reader: TcpStreamReader, writer: Any, stdin: StdinSource) -> None:
+async def _serve_copy(reader: TcpStreamReader, writer: Any, stdin: StdinSource,
+                      stdout: StdoutSink) -> None:
     """Both directions until done, like connect: the peer's FIN ends its data,
     stdin's end sends ours (a later connection gets an immediate FIN)."""
     sending = asyncio.create_task(copy_stdin_to(stdin, writer))
     try:
-        await copy_to_stdout(reader)
+        await copy_to_stdout(reader, stdout)
         await sending
     finally:
         sending.cancel()
@@ -264,10 +236,10 @@ async def _connect(stack: Any, args: argparse.Namespace) -> int:
         local = writer.get_extra_info("sockname")
         print(f"connected {endpoint_text(local[0], local[1])} -> "
               f"{endpoint_text(args.host, args.port)}", file=sys.stderr, flush=True)
-    stdin = StdinSource()
+    stdin, stdout = StdinSource(), StdoutSink()
     sending = asyncio.create_task(copy_stdin_to(stdin, writer))
     try:
-        await copy_to_stdout(reader)
+        await copy_to_stdout(reader, stdout)
         await sending                       # both directions done, like nc -N
         writer.close()
         await writer.wait_closed()
@@ -276,4 +248,5 @@ async def _connect(stack: Any, args: argparse.Namespace) -> int:
                         f"{common.describe_connection_error(exc)}") from None
     finally:
         sending.cancel()
+        _restore(stdin, stdout)
     return 0

@@ -94,6 +94,9 @@ def test_quick_bench_reports_every_figure_for_both_sides(tmp_path: Path) -> None
     assert all(len(runs) == 2 and min(runs) >= 0 for runs in resent.values())
     assert sum(resent["loss5-recv"]) > 0
     assert "segments the kernel resent while sending to tcpstack" in result.stdout
+    # The CLI through a pipe, against the API's bulk transfer of the same run.
+    assert re.search(r"CLI through a pipe / its API's bulk transfer .*: "
+                     r"pipe-send [0-9.]+×, pipe-recv [0-9.]+×", result.stdout)
 
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table[0].startswith("| workload | unit | tcpstack | kernel")

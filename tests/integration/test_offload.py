@@ -171,6 +171,31 @@ def test_fault_injection_runs_without_offloads(netns_name: str, kernel: Kernel) 
     run_async(body(), timeout=60)
 
 
+def test_faults_hit_the_wire_pieces_between_software_gso_and_gro(netns_name: str,
+                                                                 kernel: Kernel) -> None:
+    """Under faults the core still makes super-segments, the driver cuts them
+    (GSO) before the injector and merges what survives after it (GRO): every
+    packet the injector sees is wire-sized, and both directions arrive whole."""
+    down, up = _payload(4 << 20), _payload(4 << 20)
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=11") as stack:
+            seen: list[int] = []
+            stack.driver.link.observer = lambda way, packet, now, out: seen.append(len(packet))
+            assert stack.config.tso_max > 0
+            received = await _receive_all(stack, kernel, 9005, down)
+            assert hashlib.sha256(received).digest() == hashlib.sha256(down).digest()
+            assert await _send_all(stack, kernel, 9006, up) == hashlib.sha256(up).hexdigest()
+            counters = stack.counters
+            assert counters["gso_segmented"] > 0 and counters["gro_merged"] > 0
+            assert counters["retransmitted_segments"] > 0       # our losses were repaired
+            assert seen and max(seen) <= MTU
+            injectors = (stack.driver.link.egress, stack.driver.link.ingress)
+            assert all(injector.counters.dropped > 0 for injector in injectors)
+
+    run_async(body(), timeout=120)
+
+
 def test_cli_no_offload_and_stats_report_the_mode(cli: Cli, kernel: Kernel) -> None:
     for extra, expected in (((), b"tcpstack offloads: on"),
                             (("--no-offload",), b"tcpstack offloads: off")):

@@ -8,7 +8,6 @@ time taken is printed (``-s`` shows it); speed targets live in benchmarks.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import socket
@@ -113,6 +112,11 @@ def test_frag_needed_lowers_the_segment_size_tcpstack_sending(path: NarrowPath,
 
 
 def test_kernel_sending_through_the_same_path(path: NarrowPath) -> None:
+    _kernel_sends(path, "link")
+
+
+def _kernel_sends(path: NarrowPath, what: str) -> None:
+    """5 MB from the kernel peer to tcpstack through ``path``, byte-exact."""
     payload = os.urandom(SIZE)
     thread = peer_source(path, payload)
 
@@ -120,24 +124,18 @@ def test_kernel_sending_through_the_same_path(path: NarrowPath) -> None:
         async with stack_on(path):
             reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
             started = time.monotonic()
-            data = await _read_all(reader)
-            print(f"\n5 MB kernel -> tcpstack through a 1200-byte link: "
+            chunks = []
+            while chunk := await reader.read(1 << 16):
+                chunks.append(chunk)
+            print(f"\n5 MB kernel -> tcpstack through a 1200-byte {what}: "
                   f"{time.monotonic() - started:.2f} s")
             writer.close()
             await writer.wait_closed()
-            return data
+            return b"".join(chunks)
 
     data = run_async(body(), timeout=60)
     thread.join(30)
     assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
-
-
-async def _read_all(reader) -> bytes:
-    chunks = []
-    while chunk := await reader.read(1 << 16):
-        chunks.append(chunk)
-    await asyncio.sleep(0)
-    return b"".join(chunks)
 
 
 # -- a PMTU black hole: the routers' ICMP is dropped (RFC 2923 §2.1) ------------------
@@ -179,20 +177,4 @@ def test_black_hole_kernel_sending(path: NarrowPath) -> None:
     """Linux finds the black hole too, with tcp_mtu_probing=1 (its default is 0)."""
     path.black_hole()
     path.in_peer(_write_sysctl, "ipv4/tcp_mtu_probing", "1")
-    payload = os.urandom(SIZE)
-    thread = peer_source(path, payload)
-
-    async def body() -> bytes:
-        async with stack_on(path):
-            _reader, writer = await tcpstack.open_connection(PEER_ADDR, PORT)
-            started = time.monotonic()
-            data = await _read_all(_reader)
-            print(f"\n5 MB kernel -> tcpstack through a 1200-byte black hole: "
-                  f"{time.monotonic() - started:.2f} s")
-            writer.close()
-            await writer.wait_closed()
-            return data
-
-    data = run_async(body(), timeout=60)
-    thread.join(30)
-    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+    _kernel_sends(path, "black hole")

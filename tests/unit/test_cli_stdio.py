@@ -1,0 +1,142 @@
+"""tcpstack.cli.stdio: stdin and stdout of listen/connect, on real pipes and files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+from tcpstack.cli.stdio import DIRECT, IO_SIZE, PIPE, StdinSource, StdoutSink, file_kind
+
+
+def test_kinds(tmp_path) -> None:
+    read_end, write_end = os.pipe()
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    with open(path, "rb") as f, open(os.devnull, "rb") as null:
+        assert file_kind(read_end) == PIPE
+        assert file_kind(f.fileno()) == DIRECT
+        assert file_kind(null.fileno()) == DIRECT
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_pipe_stdin_in_order_to_eof_then_blocking_again() -> None:
+    data = os.urandom(3 * IO_SIZE + 12345)
+    read_end, write_end = os.pipe()
+
+    def produce() -> None:
+        view = memoryview(data)
+        while view:                     # small writes, with pauses: the reader waits
+            view = view[os.write(write_end, view[:70_000]):]
+            time.sleep(0.001)
+        os.close(write_end)
+
+    async def body() -> bytes:
+        source = StdinSource(read_end)
+        assert source.kind == PIPE
+        assert not os.get_blocking(read_end)
+        threading.Thread(target=produce).start()
+        chunks = []
+        while chunk := await source.read():
+            assert len(chunk) <= IO_SIZE
+            chunks.append(chunk)
+        assert source.at_eof and await source.read() == b""
+        return b"".join(chunks)
+
+    try:
+        assert asyncio.run(body()) == data
+        assert os.get_blocking(read_end)
+    finally:
+        os.close(read_end)
+
+
+def test_a_cancelled_pipe_read_loses_nothing() -> None:
+    read_end, write_end = os.pipe()
+
+    async def body() -> bytes:
+        source = StdinSource(read_end)
+        waiting = asyncio.ensure_future(source.read())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        os.write(write_end, b"after the cancel")
+        os.close(write_end)
+        first = await source.read()
+        return first + await source.read()
+
+    try:
+        assert asyncio.run(body()) == b"after the cancel"
+    finally:
+        os.close(read_end)
+
+
+def test_regular_file_stdin(tmp_path) -> None:
+    data = os.urandom(2 * IO_SIZE + 7)
+    path = tmp_path / "in.bin"
+    path.write_bytes(data)
+
+    async def body(fd: int) -> bytes:
+        source = StdinSource(fd)
+        chunks = []
+        while chunk := await source.read():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    with open(path, "rb") as f:
+        assert asyncio.run(body(f.fileno())) == data
+
+
+def test_stdout_to_a_slow_pipe_writes_everything_then_blocking_again() -> None:
+    data = os.urandom(3 * IO_SIZE + 999)
+    read_end, write_end = os.pipe()
+    received = bytearray()
+
+    def consume() -> None:
+        while chunk := os.read(read_end, 50_000):
+            received.extend(chunk)
+            time.sleep(0.0005)
+
+    async def body() -> None:
+        sink = StdoutSink(write_end)
+        assert sink.kind == PIPE and not os.get_blocking(write_end)
+        ticks = 0
+
+        async def tick() -> None:       # the loop keeps running while the pipe is full
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.ensure_future(tick())
+        await sink.write(data[:IO_SIZE])
+        await sink.write(memoryview(data)[IO_SIZE:])
+        ticker.cancel()
+        sink.close()
+        assert ticks > 0
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        asyncio.run(body())
+        assert os.get_blocking(write_end)
+    finally:
+        os.close(write_end)
+        consumer.join(timeout=30)
+        os.close(read_end)
+    assert bytes(received) == data
+
+
+def test_stdout_to_a_file(tmp_path) -> None:
+    path = tmp_path / "out.bin"
+    data = os.urandom(IO_SIZE + 1)
+
+    async def body(fd: int) -> None:
+        sink = StdoutSink(fd)
+        assert sink.kind == DIRECT
+        await sink.write(data)
+        sink.close()
+
+    with open(path, "wb") as f:
+        asyncio.run(body(f.fileno()))
+    assert path.read_bytes() == data
