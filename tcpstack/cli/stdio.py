@@ -10,7 +10,8 @@ What each kind of file gets:
   put back when we are done with the file.
 - **a terminal** is read on a daemon thread, one ``read`` per request (a line
   at a time in the terminal's canonical mode), and written with blocking
-  writes: its blocking flag is shared with the shell and never touched.
+  writes: its blocking flag is shared with the shell and never touched. So
+  is a pipe or socket that another standard descriptor shares (``2>&1 |``).
 - **a regular file or a device** that the event loop cannot wait for
   (``/dev/null``, ``/dev/zero``) is read and written directly: it never
   waits for another program.
@@ -37,18 +38,36 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE, TERMINAL, DIRECT = "pipe", "terminal", "direct"
 
 
-def file_kind(fd: int) -> str:
+def file_kind(fd: int, others: tuple[int, ...] = (0, 1, 2)) -> str:
     """``pipe`` (FIFO or socket: waited for by the event loop), ``terminal``
-    (a thread, blocking mode left alone) or ``direct`` (everything else)."""
+    (a thread, blocking mode left alone) or ``direct`` (everything else).
+
+    A pipe or socket that one of ``others`` (the standard descriptors) refers
+    to as well -- ``2>&1 |``, or one socket for all three -- counts as a
+    terminal: the blocking flag belongs to the open file, which they share,
+    and stderr in non-blocking mode would fail on a full pipe."""
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except OSError:
         return DIRECT
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        return PIPE
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return TERMINAL if _shared(fd, st, others) else PIPE
     if os.isatty(fd):
         return TERMINAL
     return DIRECT
+
+
+def _shared(fd: int, st: os.stat_result, others: tuple[int, ...]) -> bool:
+    for other in others:
+        if other == fd:
+            continue
+        try:
+            ost = os.fstat(other)
+        except OSError:
+            continue
+        if (ost.st_dev, ost.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
 
 
 def _grow_pipe(fd: int) -> None:

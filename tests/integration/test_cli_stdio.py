@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import threading
+import time
 
 import pytest
 from timed_io import read_pipe
@@ -98,6 +99,33 @@ def test_empty_stdin_sends_fin_at_once(cli: Cli, kernel: Kernel) -> None:
                             cwd=_ROOT, env=_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout == b""
+    assert server.wait(timeout=10) == 0
+
+
+def test_stdout_and_stderr_one_pipe_with_trace(cli: Cli, kernel: Kernel) -> None:
+    """``--trace 2>&1 | slow reader``: stdout and stderr share one open pipe
+    (so it stays in blocking mode: unit-tested in tests/unit/test_cli_stdio.py;
+    a failed trace line would not show here) and the command still ends well."""
+    data = os.urandom(2 << 20)                        # more than the pipe holds
+    server = _kernel_server(cli, kernel, KERNEL_ECHO)
+    proc = cli.start("connect", KERNEL_ADDR, "9000", "--netns", cli.netns, "--trace",
+                     stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    writer = threading.Thread(target=lambda: (proc.stdin.write(data), proc.stdin.close()))
+    writer.start()
+    time.sleep(2)                                     # the pipe fills up meanwhile
+    out = bytearray()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        chunk = os.read(proc.stdout.fileno(), 4096)   # slowly: the pipe fills up
+        if not chunk:
+            break
+        out += chunk
+        time.sleep(0.0005)
+    writer.join(timeout=30)
+    assert proc.wait(timeout=30) == 0, bytes(out[-2000:])
+    assert b"Traceback" not in out and b"BlockingIOError" not in out
+    assert b"ESTABLISHED" in out                      # trace lines came through
     assert server.wait(timeout=10) == 0
 
 

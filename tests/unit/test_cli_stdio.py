@@ -7,7 +7,17 @@ import os
 import threading
 import time
 
-from tcpstack.cli.stdio import DIRECT, IO_SIZE, PIPE, StdinSource, StdoutSink, file_kind
+import pytest
+
+from tcpstack.cli.stdio import (
+    DIRECT,
+    IO_SIZE,
+    PIPE,
+    TERMINAL,
+    StdinSource,
+    StdoutSink,
+    file_kind,
+)
 
 
 def test_kinds(tmp_path) -> None:
@@ -20,6 +30,26 @@ def test_kinds(tmp_path) -> None:
         assert file_kind(null.fileno()) == DIRECT
     os.close(read_end)
     os.close(write_end)
+
+
+def test_a_pipe_shared_with_another_standard_descriptor_keeps_blocking_mode() -> None:
+    """``2>&1 |``: stdout and stderr are one open pipe; making it non-blocking
+    would make stderr fail when the pipe is full."""
+    read_end, write_end = os.pipe()
+    shared = os.dup(write_end)
+    other_read, other_write = os.pipe()
+    try:
+        assert file_kind(write_end, others=(shared,)) == TERMINAL
+        assert file_kind(write_end, others=(other_write,)) == PIPE   # another pipe
+        # Why: the flag is the open file's; non-blocking through one descriptor,
+        # a write through the other fails once the pipe is full.
+        os.set_blocking(write_end, False)
+        with pytest.raises(BlockingIOError):
+            while True:
+                os.write(shared, b"x" * 65536)
+    finally:
+        for fd in (read_end, write_end, shared, other_read, other_write):
+            os.close(fd)
 
 
 def test_pipe_stdin_in_order_to_eof_then_blocking_again() -> None:

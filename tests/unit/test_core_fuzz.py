@@ -85,25 +85,34 @@ TSO_MAX_PAYLOAD = 65535 - 20 - 60
 # The peer's bytes are a function of their sequence number, so every copy
 # of a byte (retransmitted, overlapping, out of order) is the same and the
 # stream the application reads can be checked byte for byte.
-_PEER_PATTERN = bytes(range(251)) * 14          # 3514 >= 251 + 3000
+_PEER_PERIOD = 251
+_PEER_PATTERN = bytes(range(_PEER_PERIOD)) * 14          # 3514 >= 251 + 3000
 # The application's bytes are a function of their stream offset.
-_APP_PATTERN = bytes(range(253)) * 420          # 106260 >= 253 + 100000
+_APP_PERIOD = 253
+_APP_PATTERN = bytes(range(_APP_PERIOD)) * 420           # 106260 >= 253 + 100000
+
+
+def _cyclic(pattern: bytes, period: int, offset: int, n: int) -> bytes:
+    """``n`` bytes of the endless repetition of ``range(period)`` from ``offset`` on
+    (a slice of ``pattern`` when it is long enough: one segment, one write)."""
+    s = offset % period
+    if s + n <= len(pattern):
+        return pattern[s:s + n]
+    return (pattern[:period] * ((s + n) // period + 1))[s:s + n]    # a long read
 
 
 def peer_bytes(seq: int, n: int) -> bytes:
     """The ``n`` bytes a peer sends from sequence number ``seq`` on."""
     seq &= MASK
     if seq + n <= WRAP:
-        s = seq % 251
-        return _PEER_PATTERN[s:s + n]
+        return _cyclic(_PEER_PATTERN, _PEER_PERIOD, seq, n)
     k = WRAP - seq
     return peer_bytes(seq, k) + peer_bytes(0, n - k)
 
 
 def app_bytes(offset: int, n: int) -> bytes:
     """The ``n`` bytes the application writes from stream offset ``offset`` on."""
-    s = offset % 253
-    return _APP_PATTERN[s:s + n]
+    return _cyclic(_APP_PATTERN, _APP_PERIOD, offset, n)
 
 
 def seg(sport: int, dport: int, seq: int, ack: int, flags: int, window: int = 65535,
@@ -1040,3 +1049,14 @@ def test_regression_close_in_syn_received_then_dup_acks(strict):
     assert c.state is State.FIN_WAIT_1 and int(c.snd_una) == iss
     for _ in range(3):                       # ACKs that do not acknowledge our SYN
         w.rx("10.0.0.3", TcpSegment(443, 5555, 5001, iss, ACK, 65535))
+
+
+def test_regression_one_read_longer_than_the_pattern(strict):
+    # The oracle's own bug: peer_bytes() sliced a 3,514-byte pattern, so a read
+    # of two in-order segments (3,000 + 536 bytes) was "corrupted" at its end.
+    w = World(_config(), ConnectionOptions(recv_buffer=12000, **_PLAIN))
+    c = _established(w)
+    w.rx(PEER, seg(PEER_PORT, 80, 1001, int(c.iss) + 1, ACK | PSH, length=3000))
+    w.rx(PEER, seg(PEER_PORT, 80, 4001, int(c.iss) + 1, ACK | PSH, length=536))
+    w.recv(0, 65536)
+    assert w.app[0].read == 3536
