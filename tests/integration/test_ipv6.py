@@ -16,6 +16,7 @@ import pytest
 
 import tcpstack
 from tcpstack.link import netns as ns
+from tcpstack.scenarios import SCENARIOS
 
 from .conftest import (
     _ROOT,
@@ -220,10 +221,18 @@ def test_trace_pcap_stats_and_ladder_show_ipv6(cli: Cli, kernel: Kernel, tmp_pat
     assert f"[{STACK6}]:7" in ladder.stdout
 
 
-def test_demo_ipv6(cli: Cli) -> None:
-    result = cli.run("demo", "--ipv6", "--netns", cli.netns, "--no-color", timeout=90)
+KERNEL_SCENARIOS = [s.name for s in SCENARIOS.values() if s.kernel]
+
+
+@pytest.mark.parametrize("scenario", KERNEL_SCENARIOS)
+def test_demo_ipv6(cli: Cli, scenario: str) -> None:
+    """Every scenario that runs against the kernel runs over IPv6 too."""
+    result = cli.run("demo", scenario, "--ipv6", "--netns", cli.netns, "--no-color",
+                     timeout=90)
     assert result.returncode == 0, result.stderr
-    assert f"[{STACK6}]:7" in result.stdout and "mss=1440" in result.stdout
+    assert f"[{STACK6}]:" in result.stdout and "10.7.0" not in result.stdout
+    if scenario == "demo":
+        assert "mss=1440" in result.stdout
     assert not ns.netns_exists(cli.netns)
 
 
