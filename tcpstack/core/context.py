@@ -35,6 +35,31 @@ _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 
 
+def _sack_superseded(prev: TcpSegment, seg: TcpSegment) -> bool:
+    """Whether the ACK ``seg`` tells the sender everything the ACK ``prev`` of
+    the same connection told it about SACKed data: each of ``prev``'s SACK
+    blocks (RFC 2018 §3) lies below ``seg``'s ACK number or inside one of
+    ``seg``'s blocks.
+
+    The receiver reports only the 3 or 4 most recently changed ranges (RFC 2018
+    §4), so when one batch of arriving segments changes more ranges than that
+    (a GRO batch spanning several holes), a range reported only by an earlier
+    ACK of the batch would otherwise reach the sender in no ACK at all.
+    """
+    blocks = prev.options.sack_blocks
+    if not blocks:
+        return True
+    ack = seg.ack
+    later = seg.options.sack_blocks
+    for left, right in blocks:
+        if 0 <= ((ack - right) & _MASK) < _HALF:      # right edge at or below the ACK
+            continue
+        if not any(((left - lo) & _MASK) < _HALF and ((hi - right) & _MASK) < _HALF
+                   for lo, hi in later):
+            return False
+    return True
+
+
 class StackContext:
     """The stack's side of its connections. Subclassed by the stack for the two
     notifications; everything else is here."""
@@ -113,8 +138,11 @@ class StackContext:
         draws several ACKs and only the newest tells the peer anything new, as
         with a receiver that coalesces (GRO, LRO). Duplicate ACKs (the same ACK
         number: loss signals, RFC 5681 §3.2) are all kept unless both carry SACK
-        blocks (then the newer blocks tell all: Linux compresses SACKs too), and
-        so is every segment with data or another flag.
+        blocks (Linux compresses SACKs too). Either way an ACK with SACK blocks
+        is left out only if the later one still tells everything it told: each
+        of its blocks lies below the later ACK number or inside one of the later
+        blocks (``_sack_superseded``); and every segment with data or another
+        flag is kept.
         """
         out = self._out
         c = self.counters
@@ -139,8 +167,12 @@ class StackContext:
                     # the sender learns from the blocks, and the first block always
                     # names the newest data (RFC 2018 §4). Without SACK each
                     # duplicate ACK counts (RFC 5681 §3.2) and all are kept.
-                    if 0 < newer < _HALF or (newer == 0 and seg.options.sack_blocks
-                                             and prev[2].options.sack_blocks):
+                    # Either way the later ACK must still tell all the earlier one
+                    # did: a SACK block left out of every ACK sent is a range the
+                    # sender resends needlessly (RFC 6675 §4 IsLost() counts it lost).
+                    if ((0 < newer < _HALF or (newer == 0 and seg.options.sack_blocks
+                                               and prev[2].options.sack_blocks))
+                            and _sack_superseded(prev[2], seg)):
                         out[j] = None
                         if held is not None:
                             held[k] = None

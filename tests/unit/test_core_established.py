@@ -73,6 +73,66 @@ def test_sack_blocks_describe_out_of_order_data():
     assert conn.info()["ooo_bytes"] == 200
 
 
+def _sacked(acks, base: int) -> set[int]:
+    """Stream offsets (from ``base``) that the ACKs told the sender were received."""
+    told: set[int] = set()
+    for ack in acks:
+        told.update(range(ack.ack - base))
+        for left, right in ack.options.sack_blocks:
+            told.update(range(left - base, right - base))
+    return told
+
+
+def test_one_batch_changing_more_ranges_than_fit_keeps_every_sack_block():
+    """RFC 2018 §4 reports only the 4 (3 with timestamps) most recently changed
+    ranges. When one batch of arriving segments (a GRO batch spanning several
+    holes) changes more, the ACK that reported a range must not be coalesced
+    away: a range told in no ACK is one the sender (RFC 6675 IsLost) resends."""
+    h = Harness(options=ConnectionOptions(timestamps=False, window_scale=False))
+    h.open_established(TcpOptions(sack_permitted=True))
+    base = int(h.peer_nxt)
+    h.deliver(seq=base + 100, payload=b"a" * 100, advance_peer=False)
+    sent = [h.expect_tx(flags=ACK, ack=base)]
+    # One batch, one take_output: the range at 100 grows to 300, then four
+    # new ranges follow it, each beyond a hole of its own.
+    h.deliver(seq=base + 200, payload=b"b" * 100, advance_peer=False)
+    for start in (400, 600, 800, 1000):
+        h.deliver(seq=base + start, payload=b"c" * 100, advance_peer=False)
+    batch = h.tx()
+    assert batch and all(seg.flags == ACK and seg.ack == base for seg in batch)
+    assert batch[-1].options.sack_blocks == (
+        (base + 1000, base + 1100), (base + 800, base + 900),
+        (base + 600, base + 700), (base + 400, base + 500))
+    held = set(range(100, 300)) | {o for s in (400, 600, 800, 1000) for o in range(s, s + 100)}
+    assert held <= _sacked(sent + batch, base)
+    assert len(batch) == 2          # only the ACK whose blocks the last one drops is kept
+    assert h.stack.counters["acks_coalesced"] == 3
+
+
+def test_a_higher_ack_supersedes_sack_blocks_only_if_it_covers_them():
+    """A cumulative ACK that passes a range covers it; one that does not, and
+    whose own blocks leave it out, does not supersede the ACK that reported it."""
+    from tcpstack.core.context import StackContext
+    from tcpstack.wire.tcp import TcpSegment
+
+    def run(*acks):
+        ctx = StackContext("192.0.2.1", default_config(), None)
+        for ack, blocks in acks:
+            seg = TcpSegment(80, 49152, 1, ack, ACK, 1000,
+                             options=TcpOptions(sack_blocks=blocks))
+            ctx.emit(("192.0.2.1", 80), ("192.0.2.2", 49152), seg, 0.0)
+        return [(seg.ack, seg.options.sack_blocks) for _, _, seg in ctx.take_output()]
+
+    near_wrap = 0xFFFFFF00
+    reported = (near_wrap, ((near_wrap + 0x200, 0x100),))      # a block across the wrap
+    passed = (0x100, ())                                      # the ACK covers it
+    beside = (near_wrap + 0x80, ((0x200, 0x300),))            # neither covers it
+    inside = (near_wrap + 0x80, ((0x200, 0x300), (near_wrap + 0x180, 0x180)))
+    assert run(reported, passed) == [passed]
+    assert run(reported, beside) == [reported, beside]
+    assert run(reported, inside) == [inside]
+
+
 def test_fin_beyond_a_hole_waits_for_the_hole(h, conn):
     base = int(h.peer_nxt)
     h.deliver(seq=base + 10, payload=b"t" * 10, flags=FIN | ACK, advance_peer=False)
