@@ -21,6 +21,7 @@ Commands written to the serial console (one line each):
 Network layout (all inside one namespace the caller owns)::
 
     tcpstack (10.7.0.2) -- TUN 10.7.0.1/24 --[ip_forward=1]-- TAP 10.8.0.1/24 -- guest 10.8.0.2
+    (and over IPv6: fd00:7::2 -- fd00:7::1/64 --[forwarding]-- fd00:9::1/64 -- fd00:9::2)
 
 Only that namespace forwards; the root namespace is never touched.
 """
@@ -231,7 +232,8 @@ class CpioWriter:
 def _guest_scripts(modules: list[str]) -> dict[str, str]:
     """The guest's /init and its helpers (busybox ash).
 
-    The addresses come from the kernel command line (tcps.addr=, tcps.gw=).
+    The addresses come from the kernel command line (tcps.addr=, tcps.gw=, and
+    for IPv6 tcps.addr6=, tcps.gw6=).
     """
     init = f"""#!/bin/sh
 export PATH=/bin
@@ -243,7 +245,10 @@ for m in {' '.join(modules)}; do
     insmod /lib/modules/$m.ko || echo "VM-ERROR insmod $m"
 done
 for arg in $(cat /proc/cmdline); do
-    case "$arg" in tcps.addr=*) ADDR=${{arg#tcps.addr=}};; tcps.gw=*) GW=${{arg#tcps.gw=}};; esac
+    case "$arg" in
+        tcps.addr=*) ADDR=${{arg#tcps.addr=}};; tcps.gw=*) GW=${{arg#tcps.gw=}};;
+        tcps.addr6=*) ADDR6=${{arg#tcps.addr6=}};; tcps.gw6=*) GW6=${{arg#tcps.gw6=}};;
+    esac
 done
 i=0
 while [ ! -e /sys/class/net/eth0 ]; do
@@ -252,13 +257,17 @@ while [ ! -e /sys/class/net/eth0 ]; do
     usleep 50000
 done
 ip link set lo up
+# No duplicate address detection on this private link: the address is usable at once.
+echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
 ip addr add "$ADDR" dev eth0
+ip -f inet6 addr add "$ADDR6" dev eth0
 ip link set eth0 up
 ip route add default via "$GW"
+ip -f inet6 route add default via "$GW6"
 nc -ll -p {SINK_PORT} -e /bin/tcps-sink &
 nc -ll -p {SOURCE_PORT} -e /bin/tcps-source &
 stty -echo 2>/dev/null
-echo "{READY_MARK} addr=$ADDR gw=$GW"
+echo "{READY_MARK} addr=$ADDR gw=$GW addr6=$ADDR6 gw6=$GW6"
 while true; do
     while read -r cmd a b c; do
         case "$cmd" in
@@ -405,10 +414,13 @@ class Namespace:
                               capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
 
     def enable_forwarding(self) -> None:
-        """ip_forward=1 in this namespace only (a process inside it writes its own sysctl)."""
+        """Forwarding of both families in this namespace only (a process inside it
+        writes its own sysctls)."""
         result = self.exec("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward && "
-                                       "cat /proc/sys/net/ipv4/ip_forward")
-        if result.returncode != 0 or result.stdout.strip() != "1":
+                                       "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding && "
+                                       "cat /proc/sys/net/ipv4/ip_forward "
+                                       "/proc/sys/net/ipv6/conf/all/forwarding")
+        if result.returncode != 0 or result.stdout.split() != ["1", "1"]:
             raise VmPeerError(f"cannot enable forwarding in {self.name}: {result.stderr.strip()}")
 
     @contextlib.contextmanager
@@ -459,11 +471,14 @@ class VmPeer:
 
     def __init__(self, netns: str, *, tap: str = "tcpsvm0", host_addr: str = "10.8.0.1",
                  guest_addr: str = "10.8.0.2", prefix_len: int = 24, memory_mb: int = 256,
-                 console_log: Path | None = None) -> None:
+                 console_log: Path | None = None, host_addr6: str = "fd00:9::1",
+                 guest_addr6: str = "fd00:9::2") -> None:
         self.netns = netns
         self.tap = tap
         self.host_addr = host_addr
         self.guest_addr = guest_addr
+        self.host_addr6 = host_addr6         # the TAP's IPv6 side (/64), the guest's gateway
+        self.guest_addr6 = guest_addr6
         self.prefix_len = prefix_len
         self.memory_mb = memory_mb
         self.console_log = console_log
@@ -494,7 +509,8 @@ class VmPeer:
             raise VmPeerError("qemu-system-x86_64 is not installed "
                               "(apt-get install qemu-system-x86)")
         append = (f"console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init "
-                  f"tcps.addr={self.guest_addr}/{self.prefix_len} tcps.gw={self.host_addr}")
+                  f"tcps.addr={self.guest_addr}/{self.prefix_len} tcps.gw={self.host_addr} "
+                  f"tcps.addr6={self.guest_addr6}/64 tcps.gw6={self.host_addr6}")
         return [qemu, "-accel", accel, "-m", str(self.memory_mb), "-smp", "1",
                 "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-monitor", "none",
@@ -509,6 +525,8 @@ class VmPeer:
         _ip("tuntap", "add", "dev", self.tap, "mode", "tap", netns=self.netns)
         self._tap_created = True
         _ip("addr", "add", f"{self.host_addr}/{self.prefix_len}", "dev", self.tap, netns=self.netns)
+        _ip("-6", "addr", "add", f"{self.host_addr6}/64", "dev", self.tap, "nodad",
+            netns=self.netns)
         _ip("link", "set", self.tap, "up", netns=self.netns)
         started = time.monotonic()
         self._proc = subprocess.Popen(
