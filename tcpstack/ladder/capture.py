@@ -18,6 +18,7 @@ from tcpstack.link.pcap import PcapError, PcapReader
 from tcpstack.wire.addr import canonical_addr, endpoint_text
 from tcpstack.wire.errors import WireError
 from tcpstack.wire.icmp import PROTO_ICMP, IcmpError, parse_icmp
+from tcpstack.wire.icmp6 import icmp6_error, parse_icmp6
 from tcpstack.wire.ipv4 import parse_ipv4
 from tcpstack.wire.packet import parse_packet
 from tcpstack.wire.tcp import ACK, SYN
@@ -90,8 +91,10 @@ def read_capture(path: str) -> Capture:
 
 
 def _icmp_error(data: bytes) -> IcmpError | None:
-    """The ICMP error about a TCP segment that ``data`` is, or None."""
+    """The ICMP or ICMPv6 error about a TCP segment that ``data`` is, or None."""
     try:
+        if data[:1] and data[0] >> 4 == 6:
+            return icmp6_error(parse_icmp6(data))    # WireError unless an error about TCP
         ip, payload = parse_ipv4(data)
         if ip.protocol != PROTO_ICMP:
             return None

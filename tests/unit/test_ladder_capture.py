@@ -157,3 +157,24 @@ def test_an_icmp_error_is_a_note_on_its_connection(tmp_path, capsys):
                            "198.51.100.7", (A, 5556))]
     assert main(["ladder", str(path)]) == 0
     assert "ICMP packet-too-big mtu 1200 from 198.51.100.7" in capsys.readouterr().out
+
+
+def test_an_icmpv6_packet_too_big_is_a_note_on_its_connection(tmp_path, capsys):
+    from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+
+    a6, b6 = "fd00:7::1", "fd00:7::2"
+    pkts = [IPv6(src=a6 if p[IP].src == A else b6, dst=b6 if p[IP].dst == B else a6) / p[TCP]
+            for p in exchange(7778)[:4]]
+    quoted = bytes(pkts[3])                          # as much of the packet as fits
+    pkts.insert(4, IPv6(src="2001:db8::7", dst=a6) / ICMPv6PacketTooBig(mtu=1280) / quoted)
+    for i, p in enumerate(pkts):
+        p.time = 200 + i * 0.01
+    path = tmp_path / "icmp6.pcap"
+    wrpcap(str(path), pkts, linktype=101)
+    capture = read_capture(str(path))
+    (conn,) = capture.connections
+    assert capture.skipped == 0
+    assert conn.notes == [(pytest.approx(200.04), "ICMP packet-too-big mtu 1280 from "
+                           "2001:db8::7", (a6, 7778))]
+    assert main(["ladder", str(path)]) == 0
+    assert "ICMP packet-too-big mtu 1280 from 2001:db8::7" in capsys.readouterr().out
