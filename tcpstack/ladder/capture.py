@@ -1,9 +1,9 @@
 """Segments from a capture file (tcpdump, Wireshark, tcpstack's own pcaps), grouped by connection.
 
 Classic pcap through ``tcpstack.link.pcap`` (raw IP, Ethernet, Linux cooked
-capture, BSD loopback). An ICMP error about a segment of a connection
-becomes a note on that connection's ladder (who sent it, what it said);
-anything else that is not IPv4 carrying TCP is skipped and counted. TCP
+capture, BSD loopback). An ICMP or ICMPv6 error about a segment of a
+connection becomes a note on that connection's ladder (who sent it, what it
+said); anything else that is not TCP over IPv4 or IPv6 is skipped and counted. TCP
 checksums are not verified: a capture taken on a host with checksum offload
 holds partial checksums.
 """
