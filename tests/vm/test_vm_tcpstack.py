@@ -24,6 +24,7 @@ from vmpeer import SINK_PORT, SOURCE_PORT, pattern, sha256_hex
 pytestmark = [pytest.mark.vm, pytest.mark.slow]  # boots a VM (~5 s) per module
 SIZE = 5_000_000
 STACK_ADDR = "10.7.0.2"
+STACK_ADDR6 = "fd00:7::2"          # tcpstack's default IPv6 address
 TIMEOUT = 90
 
 
@@ -52,6 +53,20 @@ def test_tcpstack_sends_5mb_to_the_guest(vm_network: VmNetwork, tmp_path: Path) 
     segments = connection_segments(read_tcp_segments(pcap), (STACK_ADDR, 0),
                                    (vm_network.vm.guest_addr, SINK_PORT))
     check_handshake_and_close(segments, (vm_network.vm.guest_addr, SINK_PORT))
+    vm_network.assert_no_resets(before)
+
+
+def test_tcpstack_sends_5mb_to_the_guest_over_ipv6(vm_network: VmNetwork,
+                                                   tmp_path: Path) -> None:
+    before = vm_network.vm.tcp_counters()
+    data = pattern(SIZE)
+    result = subprocess.run(tcpstack(vm_network, "connect", vm_network.vm.guest_addr6,
+                                     str(SINK_PORT)),
+                            input=data, capture_output=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert result.stdout.decode().split() == [str(SIZE), sha256_hex(data)]
+    seen = vm_network.vm.sink_result()
+    assert (seen.nbytes, seen.sha256) == (SIZE, sha256_hex(data))
     vm_network.assert_no_resets(before)
 
 
@@ -94,12 +109,17 @@ def test_guest_connects_to_tcpstack_listen(vm_network: VmNetwork, tmp_path: Path
     vm_network.assert_no_resets(before)
 
 
-def test_guest_data_echoed_by_tcpstack_listen(vm_network: VmNetwork) -> None:
-    """Both directions at once: `tcpstack listen --echo` returns the guest's 1 MB."""
+@pytest.mark.parametrize(("addr", "port"), [(STACK_ADDR, 7001), (STACK_ADDR6, 7002)],
+                         ids=["ipv4", "ipv6"])
+def test_guest_data_echoed_by_tcpstack_listen(vm_network: VmNetwork, addr: str,
+                                              port: int) -> None:
+    """Both directions at once: `tcpstack listen --echo` (no address options)
+    returns the guest's 1 MB, over IPv4 and over IPv6 (the guest at fd00:9::2,
+    routed by the namespace's kernel to the TUN)."""
     before = vm_network.vm.tcp_counters()
-    size, port = 1_000_000, 7001
+    size = 1_000_000
     with _listening(vm_network, "--echo", "--once", str(port)) as listen:
-        vm_network.vm.start_guest_connect(STACK_ADDR, port, size)
+        vm_network.vm.start_guest_connect(addr, port, size)
         result = vm_network.vm.guest_connect_result(TIMEOUT)
         assert listen.wait(TIMEOUT) == 0
     assert (result.rc, result.nbytes, result.sha256) == (0, size, sha256_hex(pattern(size)))
@@ -139,34 +159,3 @@ def _wait_for_line(stream: object, marker: bytes, timeout: float) -> bool:
         if marker in line:
             return True
     return False
-
-
-STACK_ADDR6 = "fd00:7::2"          # tcpstack's default IPv6 address
-
-
-def test_guest_echoed_by_tcpstack_listen_over_ipv6(vm_network: VmNetwork) -> None:
-    """The guest kernel connects over IPv6 (fd00:9::2, routed by the namespace's
-    kernel to the TUN): `tcpstack listen --echo`, with no address options,
-    returns its 1 MB."""
-    before = vm_network.vm.tcp_counters()
-    size, port = 1_000_000, 7002
-    with _listening(vm_network, "--echo", "--once", str(port)) as listen:
-        vm_network.vm.start_guest_connect(STACK_ADDR6, port, size)
-        result = vm_network.vm.guest_connect_result(TIMEOUT)
-        assert listen.wait(TIMEOUT) == 0
-    assert (result.rc, result.nbytes, result.sha256) == (0, size, sha256_hex(pattern(size)))
-    vm_network.assert_no_resets(before)
-
-
-def test_tcpstack_sends_5mb_to_the_guest_over_ipv6(vm_network: VmNetwork,
-                                                   tmp_path: Path) -> None:
-    before = vm_network.vm.tcp_counters()
-    data = pattern(SIZE)
-    result = subprocess.run(tcpstack(vm_network, "connect", vm_network.vm.guest_addr6,
-                                     str(SINK_PORT)),
-                            input=data, capture_output=True, timeout=TIMEOUT)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    assert result.stdout.decode().split() == [str(SIZE), sha256_hex(data)]
-    seen = vm_network.vm.sink_result()
-    assert (seen.nbytes, seen.sha256) == (SIZE, sha256_hex(data))
-    vm_network.assert_no_resets(before)
