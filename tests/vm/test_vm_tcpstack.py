@@ -56,8 +56,7 @@ def test_tcpstack_sends_5mb_to_the_guest(vm_network: VmNetwork, tmp_path: Path) 
     vm_network.assert_no_resets(before)
 
 
-def test_tcpstack_sends_5mb_to_the_guest_over_ipv6(vm_network: VmNetwork,
-                                                   tmp_path: Path) -> None:
+def test_tcpstack_sends_5mb_to_the_guest_over_ipv6(vm_network: VmNetwork) -> None:
     before = vm_network.vm.tcp_counters()
     data = pattern(SIZE)
     result = subprocess.run(tcpstack(vm_network, "connect", vm_network.vm.guest_addr6,
