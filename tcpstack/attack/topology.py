@@ -83,7 +83,7 @@ class World:
 
 
 @dataclass
-class AttackNetwork:
+class AttackNetwork(ns.OwnsNamespaces):
     prefix: str = field(default_factory=lambda: f"{PREFIX}-{os.getpid()}-{secrets.token_hex(2)}")
     created: list[str] = field(default_factory=list)
     worlds: dict[str, World] = field(default_factory=dict)
@@ -96,8 +96,7 @@ class AttackNetwork:
                 attacker, router = f"{self.prefix}-{letter}a", f"{self.prefix}-{letter}r"
                 target = router if side == "tcpstack" else f"{self.prefix}-{letter}t"
                 for name in dict.fromkeys((attacker, router, target)):
-                    ns.create_netns(name)
-                    self.created.append(name)
+                    self.make_netns(name)
                 world = World(side, attacker, router, target)
                 ns.run_in_netns(attacker, _make_veth, ATTACKER_IF, ATTACKER_MAC, ROUTER_IF,
                                 ROUTER_MAC, router)
@@ -113,11 +112,6 @@ class AttackNetwork:
         except BaseException:
             self.remove()
             raise
-
-    def remove(self) -> None:
-        """Delete every namespace this network created (their devices go with them)."""
-        while self.created:
-            ns.remove_netns(self.created.pop())
 
     # -- what the target answered to spoofed addresses ---------------------------------
 

@@ -36,7 +36,7 @@ SEGMENTATION_FEATURES = ("tx-tcp-segmentation", "tx-generic-segmentation")
 
 
 @dataclass
-class BenchNetwork:
+class BenchNetwork(ns.OwnsNamespaces):
     prefix: str = field(default_factory=lambda: f"tcpsb-{secrets.token_hex(3)}")
     created: list[str] = field(default_factory=list)
     ipv6: bool = False        # both sides over IPv6 (the veth carries both families anyway)
@@ -75,18 +75,12 @@ class BenchNetwork:
         """Create the three namespaces and the veth pair; undo everything on failure."""
         try:
             for name in (self.tun_ns, self.client_ns, self.server_ns):
-                ns.create_netns(name)
-                self.created.append(name)
+                self.make_netns(name)
             ns.run_in_netns(self.client_ns, _make_veth, self.server_ns)
             ns.run_in_netns(self.server_ns, _configure, VETH_B, VETH_B_ADDR, VETH_B_ADDR6)
         except BaseException:
             self.remove()
             raise
-
-    def remove(self) -> None:
-        """Delete every namespace this network created (their devices go with them)."""
-        while self.created:
-            ns.remove_netns(self.created.pop())
 
     # -- what the kernel side did ------------------------------------------------
 

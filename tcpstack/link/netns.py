@@ -180,6 +180,23 @@ def remove_netns(name: str) -> None:
         pr_netns.remove(name)
 
 
+class OwnsNamespaces:
+    """For a test network that makes its own namespaces (a dataclass with a
+    ``created: list[str]`` field): ``make_netns`` creates one and remembers it,
+    ``remove`` deletes every one it made, newest first (their devices go with
+    them)."""
+
+    created: list[str]
+
+    def make_netns(self, name: str) -> None:
+        create_netns(name)
+        self.created.append(name)
+
+    def remove(self) -> None:
+        while self.created:
+            remove_netns(self.created.pop())
+
+
 def _bring_loopback_up() -> None:
     from pyroute2 import IPRoute
 

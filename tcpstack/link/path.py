@@ -43,7 +43,7 @@ TUN_NAME = "tcps0"
 
 
 @dataclass
-class NarrowPath:
+class NarrowPath(ns.OwnsNamespaces):
     """tcpstack -> router -> (``far_mtu`` link) -> router -> kernel peer."""
 
     far_mtu: int = 1200
@@ -75,8 +75,7 @@ class NarrowPath:
         """Build the three namespaces and their links; undo everything on failure."""
         try:
             for name in (self.router, self.middle, self.peer):
-                ns.create_netns(name)
-                self.created.append(name)
+                self.make_netns(name)
             ns.run_in_netns(self.router, ns.make_veth, FAR_IF, FAR_PEER_IF, self.middle)
             ns.run_in_netns(self.middle, ns.make_veth, PEER_GW_IF, PEER_IF, self.peer)
             ns.run_in_netns(self.router, _router, FAR_IF, FAR_NEAR, self.far_mtu, PEER_NET,
@@ -88,10 +87,6 @@ class NarrowPath:
         except BaseException:
             self.remove()
             raise
-
-    def remove(self) -> None:
-        while self.created:
-            ns.remove_netns(self.created.pop())
 
     def nft(self, rules: str, netns: str | None = None) -> None:
         """Load nftables ``rules`` (``nft -f`` syntax) in the router next to tcpstack
