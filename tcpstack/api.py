@@ -75,10 +75,10 @@ class Stack:
     headers, checksum offload and TSO when the kernel accepts them: the core
     then sends super-segments of whole MSS multiples up to 64 KB and takes in
     the kernel's 64 KB GSO packets. ``offload=False`` uses plain packets.
-    Fault injection runs without the TUN's offloads, so that faults hit
-    wire-sized packets and a corrupted one is caught by its checksum (with
-    checksum offload the kernel would checksum the corrupted bytes); the
-    driver's software GSO and GRO stay on, the faults between them.
+    Fault injection keeps them: the faults meet every wire-sized piece of a
+    super-segment (``runtime.wirefaults``), a corrupted piece leaves as a
+    complete packet with a real checksum. Only with a ``pcap`` as well are
+    the offloads off, so the capture shows each wire segment the faults met.
     ``offload_note`` says why offloads are off when they were asked for.
 
     TCP: ``msl`` (TIME-WAIT lasts 2*MSL), ``min_rto``, ``isn_secret``
@@ -97,10 +97,11 @@ class Stack:
                  options: ConnectionOptions | None = None, linger: float = 2.0,
                  offload: bool = True) -> None:
         self.offload_note: str | None = None
-        if offload and fault is not None and not _null_fault(fault):
+        if offload and fault is not None and pcap is not None and not _null_fault(fault):
+            # The capture shows each wire segment the faults met, as without offloads.
             offload = False
-            self.offload_note = ("offloads off: fault injection works on wire-sized "
-                                 "segments with end-to-end checksums")
+            self.offload_note = ("offloads off: a capture of fault injection shows "
+                                 "wire-sized segments with end-to-end checksums")
         self.network = None if link is not None else NetworkSetup(
             netns=netns, tun=tun, addr=addr, tun_addr=tun_addr, mtu=mtu,
             create_netns=create_netns, offload=offload)
@@ -181,13 +182,13 @@ class Stack:
             self.link = link
             if self.offload_note is None:
                 self.offload_note = getattr(link, "offload_note", None)
-            if not self.config.tso_max and (
-                    (getattr(link, "tso", False) and self._fault is None)
-                    or self.network is not None):
+            if not self.config.tso_max and (getattr(link, "tso", False)
+                                            or self.network is not None):
                 # Super-segments from the core: the TUN cuts them (TSO) or,
                 # without offloads, the driver does (GSO, as Linux for a device
-                # without TSO). Faults then hit the wire-sized pieces the
-                # driver cut, and the driver's GRO merges what survived.
+                # without TSO). Faults hit the wire-sized pieces either way
+                # (runtime/wirefaults.py with offloads), and the driver's GRO
+                # merges what survived.
                 self.config = _replace(self.config, {"tso_max": TSO_MAX_PAYLOAD})
             if self._fault is not None:
                 link = self._wrap_fault(link, loop)

@@ -249,6 +249,20 @@ class FaultInjector:
 
     def process(self, packet: bytes, now: float) -> list[tuple[float, bytes]]:
         """The deliveries of ``packet`` sent at ``now``: ``(due_time, bytes)`` pairs."""
+        dues, bit = self.decide(len(packet), now, _payload_start(packet))
+        if bit >= 0:
+            mutable = bytearray(packet)
+            mutable[bit >> 3] ^= 0x80 >> (bit & 7)
+            packet = bytes(mutable)
+        return [(due, packet) for due in dues]
+
+    def decide(self, length: int, now: float, start: int = 0) -> tuple[list[float], int]:
+        """The fate of a packet of ``length`` bytes sent at ``now``, without its
+        bytes: the times its copies arrive (none: lost; two: duplicated) and
+        the bit to flip, or -1. The flipped bit lies at or after byte
+        ``start`` (where the IP header ends). ``process`` is this applied to
+        a packet; an offloading runtime asks it for each wire-sized piece of a
+        super-segment it never cuts into packets (``runtime.wirefaults``)."""
         spec = self.spec
         rng = self._rng
         counters = self.counters
@@ -259,16 +273,20 @@ class FaultInjector:
                 queue.popleft()
             if len(queue) >= spec.limit:
                 counters.overflowed += 1
-                return []
+                return [], -1
         if spec.loss and rng.random() < spec.loss:
             counters.dropped += 1
-            return []
+            return [], -1
+        bit = -1
         if spec.corrupt and rng.random() < spec.corrupt:
-            packet = self._flip_bit(packet)
+            if length:
+                if start >= length:
+                    start = 0
+                bit = rng.randrange(start * 8, length * 8)
             counters.corrupted += 1
         departure = now
         if spec.rate is not None:
-            departure = max(now, self._busy_until) + len(packet) / spec.rate
+            departure = max(now, self._busy_until) + length / spec.rate
             self._busy_until = departure
             self._queue.append(departure)
         due = departure + spec.delay
@@ -283,27 +301,21 @@ class FaultInjector:
             self._last_due = due
         if due > now:
             counters.delayed += 1
-        deliveries = [(due, packet)]
+        dues = [due]
         if spec.dup and rng.random() < spec.dup:
-            deliveries.append((due, packet))
+            dues.append(due)
             counters.duplicated += 1
-        counters.delivered += len(deliveries)
-        return deliveries
+        counters.delivered += len(dues)
+        return dues, bit
 
-    def _flip_bit(self, packet: bytes) -> bytes:
-        """Flip one random bit after the IP header (in the TCP header or payload):
-        after the IPv4 header's IHL, or the 40-byte IPv6 header (tcpstack sends
-        no extension headers)."""
-        if not packet:
-            return packet
-        version = packet[0] >> 4
-        start = (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else 0
-        if start >= len(packet):
-            start = 0
-        bit = self._rng.randrange(start * 8, len(packet) * 8)
-        mutable = bytearray(packet)
-        mutable[bit >> 3] ^= 0x80 >> (bit & 7)
-        return bytes(mutable)
+
+def _payload_start(packet: bytes) -> int:
+    """Where a packet's IP header ends: after the IPv4 header's IHL, or the
+    40-byte IPv6 header (tcpstack sends no extension headers); 0 otherwise."""
+    if not packet:
+        return 0
+    version = packet[0] >> 4
+    return (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else 0
 
 
 class FaultyLink:

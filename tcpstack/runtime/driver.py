@@ -32,6 +32,7 @@ from tcpstack.core.events import EventKind, TraceEvent
 from tcpstack.runtime.gro import ReceiveCoalescer
 from tcpstack.runtime.icmp6 import Icmp6Responder
 from tcpstack.runtime.iphost import IpHost
+from tcpstack.runtime.wirefaults import WireFaults
 from tcpstack.wire.errors import Fragmented, NotTcp, WireError
 from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
@@ -103,6 +104,18 @@ class StackDriver:
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
         self._receive = self._gro.add if self._gro is not None else core.receive
+        # Faults over an offloading TUN: applied per wire-sized piece of the
+        # super-segments both ways, the offloads kept (runtime/wirefaults.py).
+        self._wire_faults: WireFaults | None = None
+        inner = getattr(link, "inner", None)
+        if (getattr(link, "egress", None) is not None or getattr(link, "ingress", None)
+                is not None) and getattr(inner, "offload", False):
+            self._wire_faults = WireFaults(inner, link.egress, link.ingress,  # type: ignore[attr-defined]
+                                           self._receive, self.counters)
+            self._receive = self._wire_faults.receive
+            self._offload = True
+            self._recv_checked = inner.recv_view  # type: ignore[union-attr]
+            self._readable = inner.readable       # type: ignore[union-attr]
         # Everything at our address that is not TCP: ICMP in and out (runtime/iphost.py),
         # ICMPv6 (runtime/icmp6.py) under the same rate limit, as Linux's global one.
         addr4 = next((a for a in addrs if ":" not in a), addrs[0])
@@ -220,6 +233,8 @@ class StackDriver:
 
     def _drain_link(self, now: float) -> None:
         self._read_link(now)
+        if self._wire_faults is not None:
+            self._wire_faults.poll(now)
         gro = self._gro
         if gro is not None:
             gro.flush()
@@ -368,6 +383,10 @@ class StackDriver:
         """Write with checksum offload: headers and payload as separate pieces
         (no copy of the payload), the TCP checksum left to the kernel, and a
         payload larger than the connection's MSS as one TSO super-segment."""
+        wire = self._wire_faults
+        if wire is not None:
+            self._flush_faulty(wire, output)
+            return
         send = self.link.send_offload  # type: ignore[attr-defined]
         pcap = self.pcap
         stamp = time.time() if pcap is not None else 0.0
@@ -383,6 +402,25 @@ class StackDriver:
                 send((head, seg.payload), mss, len(head))
             else:
                 send((head, seg.payload))
+        self._ident = ident
+        self.counters["link_tx_packets"] += len(output)
+
+    def _flush_faulty(self, wire: WireFaults, output: list[Any]) -> None:
+        """``_flush_offload`` with the egress faults applied to each wire-sized
+        piece; the pieces keep consecutive IP identifications."""
+        pcap = self.pcap
+        now = self.clock()
+        stamp = time.time() if pcap is not None else 0.0
+        ident = self._ident
+        for src, dst, seg in output:
+            label = self._flow_label(src, dst, seg) if ":" in src else 0
+            ident = (ident + 1) & 0xFFFF
+            if pcap is not None:
+                pcap.write(build_packet(src, dst, seg, ident=ident, flow_label=label), stamp)
+            mss = self._cut_size(src, dst, seg)
+            wire.send(src, dst, seg, mss, ident, label, now)
+            if mss:
+                ident = (ident + (len(seg.payload) - 1) // mss) & 0xFFFF
         self._ident = ident
         self.counters["link_tx_packets"] += len(output)
 
@@ -411,6 +449,10 @@ class StackDriver:
             link_deadline = self.link.next_deadline()  # type: ignore[attr-defined]
             if link_deadline is not None and (deadline is None or link_deadline < deadline):
                 deadline = link_deadline
+            if self._wire_faults is not None:
+                held = self._wire_faults.next_deadline()
+                if held is not None and (deadline is None or held < deadline):
+                    deadline = held
         timer = self._timer
         if timer is not None and (deadline is None or self._timer_when <= deadline):
             # Deadlines mostly move later (every ACK pushes the retransmission

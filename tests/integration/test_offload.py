@@ -156,30 +156,79 @@ def test_persistent_tun_from_either_mode_works_in_the_other(netns_name: str,
     assert ns.netns_exists(netns_name)   # not the stack's: it did not create it
 
 
-def test_fault_injection_runs_without_offloads(netns_name: str, kernel: Kernel) -> None:
-    payload = _payload(1024 * 1024)
+def _kernel_tcp_counter(kernel: Kernel, name: str) -> int:
+    """A counter of the kernel's ``Tcp:`` table (/proc/net/snmp) in the namespace."""
+    lines = kernel.run(["cat", "/proc/net/snmp"], capture_output=True,
+                       text=True).stdout.splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("Tcp:"):
+            return int(dict(zip(header.split()[1:], values.split()[1:], strict=True))[name])
+    raise AssertionError("no Tcp: table in /proc/net/snmp")
+
+
+def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
+        netns_name: str, kernel: Kernel) -> None:
+    """Corruption over an offloading TUN: what comes in is dropped as a failed
+    checksum; what goes out is a complete packet with a real checksum and one
+    bit flipped, which the kernel's TCP rejects. Both streams arrive whole."""
+    down, up = _payload(1024 * 1024), _payload(1024 * 1024)
 
     async def body() -> None:
         async with tcpstack.Stack(netns=netns_name, fault="corrupt=2%,seed=5") as stack:
-            assert stack.link.offload is False
-            assert "fault" in (stack.offload_note or "")
-            received = await _receive_all(stack, kernel, 9004, payload)
-            assert received == payload
-            # Corrupted segments were caught by their checksum and dropped.
+            assert stack.link.offload is True and stack.offload_note is None
+            errors_before = _kernel_tcp_counter(kernel, "InCsumErrors")
+            assert await _receive_all(stack, kernel, 9004, down) == down
+            assert await _send_all(stack, kernel, 9008, up) == hashlib.sha256(up).hexdigest()
             assert stack.counters.get("drop_bad_checksum", 0) > 0
+            corrupted_out = stack.driver.link.egress.counters.corrupted
+            assert corrupted_out > 0
+            assert _kernel_tcp_counter(kernel, "InCsumErrors") - errors_before == corrupted_out
 
     run_async(body(), timeout=60)
 
 
-def test_faults_hit_the_wire_pieces_between_software_gso_and_gro(netns_name: str,
-                                                                 kernel: Kernel) -> None:
-    """Under faults the core still makes super-segments, the driver cuts them
-    (GSO) before the injector and merges what survives after it (GRO): every
-    packet the injector sees is wire-sized, and both directions arrive whole."""
+def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
+        netns_name: str, kernel: Kernel) -> None:
+    """1% loss with the offloads on: TSO writes out and GSO packets in, yet the
+    injectors decide per wire-sized piece (a 4 MB transfer is some 2,900
+    pieces, far more than the link's reads and writes), and what the losses
+    broke is repaired: both directions arrive whole."""
     down, up = _payload(4 << 20), _payload(4 << 20)
+    pieces = (4 << 20) // 1448
 
     async def body() -> None:
         async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=11") as stack:
+            link = stack.link
+            assert link.offload is True and stack.config.tso_max > 0
+            received = await _receive_all(stack, kernel, 9005, down)
+            assert hashlib.sha256(received).digest() == hashlib.sha256(down).digest()
+            assert await _send_all(stack, kernel, 9006, up) == hashlib.sha256(up).hexdigest()
+            egress, ingress = stack.driver.link.egress, stack.driver.link.ingress
+            assert link.tx_gso_packets > 0 and link.rx_gso_packets > 0
+            assert egress.counters.packets >= pieces > 2 * link.tx_gso_packets
+            assert ingress.counters.packets >= pieces > 2 * link.rx_gso_packets
+            assert egress.counters.dropped > 0 and ingress.counters.dropped > 0
+            assert stack.counters["retransmitted_segments"] > 0   # our losses were repaired
+
+    run_async(body(), timeout=120)
+
+
+def test_faults_with_a_capture_run_on_wire_sized_packets(netns_name: str, kernel: Kernel,
+                                                         tmp_path: object) -> None:
+    """With a capture the offloads are off, so the capture shows every wire
+    segment the faults met; the core still makes super-segments, the driver
+    cuts them (GSO) before the injector and merges what survives after it
+    (GRO): every packet the injector sees is wire-sized."""
+    import pathlib
+
+    assert isinstance(tmp_path, pathlib.Path)
+    down, up = _payload(4 << 20), _payload(4 << 20)
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=11",
+                                  pcap=str(tmp_path / "faults.pcap")) as stack:
+            assert stack.link.offload is False
+            assert "capture" in (stack.offload_note or "")
             seen: list[int] = []
             stack.driver.link.observer = lambda way, packet, now, out: seen.append(len(packet))
             assert stack.config.tso_max > 0
