@@ -235,8 +235,10 @@ def test_delayed_reordered_and_duplicated_pieces_over_offloads(netns_name: str,
                 assert counters.reordered > 0 and counters.duplicated > 0
                 assert counters.delayed == counters.packets        # every piece waited
             assert stack.link.tx_gso_packets > 0 and stack.link.rx_gso_packets > 0
-            assert stack.driver._wire_faults is not None
-            assert stack.driver._wire_faults.held() == 0      # nothing left behind
+            wire = stack.driver._wire_faults
+            assert wire is not None
+            await asyncio.sleep(0.05)          # past any piece's delay (at most ~5 ms)
+            assert wire.held() == 0            # the driver woke for every held piece
 
     run_async(body(), timeout=120)
 
