@@ -40,6 +40,7 @@ class Negotiated:
 _new_negotiated = fast_constructor(Negotiated)
 
 
+@functools.lru_cache(maxsize=64)
 def receive_wscale(recv_buffer: int) -> int:
     """The least shift that lets a 16-bit window field cover ``recv_buffer``."""
     ws = 0
@@ -69,9 +70,7 @@ def our_offer(options: ConnectionOptions, mtu: int, ipv6: bool = False) -> TcpOp
     # The MSS to advertise: the option's, but never beyond what the MTU carries.
     largest = mtu_mss(mtu, ipv6)
     mss = min(options.mss, largest) if options.mss else largest
-    return TcpOptions(mss=mss, wscale=wscale,
-                      sack_permitted=options.sack,
-                      timestamps=(0, 0) if options.timestamps else None)
+    return new_options(mss, wscale, options.sack, (), (0, 0) if options.timestamps else None)
 
 
 def tsval_at(now: float, offset: int) -> int:
