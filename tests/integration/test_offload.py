@@ -166,8 +166,9 @@ def _kernel_tcp_counter(kernel: Kernel, name: str) -> int:
     raise AssertionError("no Tcp: table in /proc/net/snmp")
 
 
+@pytest.mark.parametrize("addr", [KERNEL_ADDR, KERNEL_ADDR6], ids=["ipv4", "ipv6"])
 def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
-        netns_name: str, kernel: Kernel) -> None:
+        netns_name: str, kernel: Kernel, addr: str) -> None:
     """Corruption over an offloading TUN: what comes in is dropped as a failed
     checksum; what goes out is a complete packet with a real checksum and one
     bit flipped, which the kernel's TCP rejects. Both streams arrive whole."""
@@ -177,8 +178,9 @@ def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
         async with tcpstack.Stack(netns=netns_name, fault="corrupt=2%,seed=5") as stack:
             assert stack.link.offload is True and stack.offload_note is None
             errors_before = _kernel_tcp_counter(kernel, "InCsumErrors")
-            assert await _receive_all(stack, kernel, 9004, down) == down
-            assert await _send_all(stack, kernel, 9008, up) == hashlib.sha256(up).hexdigest()
+            assert await _receive_all(stack, kernel, 9004, down, addr) == down
+            digest = await _send_all(stack, kernel, 9008, up, addr)
+            assert digest == hashlib.sha256(up).hexdigest()
             assert stack.counters.get("drop_bad_checksum", 0) > 0
             corrupted_out = stack.driver.link.egress.counters.corrupted
             assert corrupted_out > 0
@@ -187,8 +189,9 @@ def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
     run_async(body(), timeout=60)
 
 
+@pytest.mark.parametrize("addr", [KERNEL_ADDR, KERNEL_ADDR6], ids=["ipv4", "ipv6"])
 def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
-        netns_name: str, kernel: Kernel) -> None:
+        netns_name: str, kernel: Kernel, addr: str) -> None:
     """1% loss with the offloads on: TSO writes out and GSO packets in, yet the
     injectors decide per wire-sized piece (a 4 MB transfer is some 2,900
     pieces, far more than the link's reads and writes), and what the losses
@@ -200,15 +203,42 @@ def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
         async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=11") as stack:
             link = stack.link
             assert link.offload is True and stack.config.tso_max > 0
-            received = await _receive_all(stack, kernel, 9005, down)
+            received = await _receive_all(stack, kernel, 9005, down, addr)
             assert hashlib.sha256(received).digest() == hashlib.sha256(down).digest()
-            assert await _send_all(stack, kernel, 9006, up) == hashlib.sha256(up).hexdigest()
+            digest = await _send_all(stack, kernel, 9006, up, addr)
+            assert digest == hashlib.sha256(up).hexdigest()
             egress, ingress = stack.driver.link.egress, stack.driver.link.ingress
             assert link.tx_gso_packets > 0 and link.rx_gso_packets > 0
             assert egress.counters.packets >= pieces > 2 * link.tx_gso_packets
             assert ingress.counters.packets >= pieces > 2 * link.rx_gso_packets
             assert egress.counters.dropped > 0 and ingress.counters.dropped > 0
             assert stack.counters["retransmitted_segments"] > 0   # our losses were repaired
+
+    run_async(body(), timeout=120)
+
+
+def test_delayed_reordered_and_duplicated_pieces_over_offloads(netns_name: str,
+                                                               kernel: Kernel) -> None:
+    """Delay, jitter, reordering and duplication per wire piece with the offloads
+    on: held pieces wait in the runtime and leave (or arrive) when due, the
+    driver wakes for them; both streams arrive whole."""
+    down, up = _payload(2 << 20), _payload(2 << 20)
+    spec = "delay=2ms,jitter=1ms,reorder=2%,dup=1%,seed=3"
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, fault=spec) as stack:
+            assert stack.link.offload is True
+            assert await _receive_all(stack, kernel, 9009, down) == down
+            assert await _send_all(stack, kernel, 9010, up) == hashlib.sha256(up).hexdigest()
+            for injector in (stack.driver.link.egress, stack.driver.link.ingress):
+                counters = injector.counters
+                assert counters.reordered > 0 and counters.duplicated > 0
+                assert counters.delayed == counters.packets        # every piece waited
+            assert stack.link.tx_gso_packets > 0 and stack.link.rx_gso_packets > 0
+            wire = stack.driver._wire_faults
+            assert wire is not None
+            await asyncio.sleep(0.05)          # past any piece's delay (at most ~5 ms)
+            assert wire.held() == 0            # the driver woke for every held piece
 
     run_async(body(), timeout=120)
 
