@@ -859,8 +859,10 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
             return
         self._timers.cancel_all()
         # Our FIN is acknowledged, nothing is in flight: like Linux's TIME-WAIT
-        # minisock keep no loss-recovery state (SACK scoreboard, send log).
+        # minisock keep no loss-recovery state (SACK scoreboard, send log), nor
+        # the peer's SYN options (only a SYN-ACK resent in SYN-RECEIVED uses them).
         self._recovery = RenoRecovery(self.snd_max)
+        self._peer_syn_options = None
         self._short_sent = None
         self._short_charge = 0
         self._set_state(TIME_WAIT_STATE, now)

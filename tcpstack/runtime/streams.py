@@ -396,8 +396,10 @@ class TcpTransport(asyncio.Transport):
         driver.watch(conn, self._on_change)
         reader.set_transport(self)
         # An accepted connection may already hold data, a FIN or an error that
-        # the core reported before anyone watched it: take them in now.
-        self._on_change()
+        # the core reported before anyone watched it: take them in now. (A
+        # connection just opened, in SYN-SENT, holds nothing yet.)
+        if conn.state is not State.SYN_SENT:
+            self._on_change()
 
     # -- asyncio.BaseTransport / ReadTransport -----------------------------
 
