@@ -141,7 +141,6 @@ class Stack:
         self._pcap: Any = None
         self._owns_pcap = False
         self._servers: list[Server] = []
-        self._writers: set[TcpStreamWriter] = set()
         self._token: contextvars.Token[Stack | None] | None = None
         self._closed = False
         self._hurry = False
@@ -280,6 +279,8 @@ class Stack:
     def _options(self, options: ConnectionOptions | None, **changes: Any) -> ConnectionOptions:
         base = options or self.options
         changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return base
         if changes.get("cc", "cubic") not in ALGORITHMS:
             raise UsageError(f"unknown congestion control {changes['cc']!r}; "
                              f"choose one of: {', '.join(ALGORITHMS)}")
@@ -323,13 +324,12 @@ class Stack:
         except OSError as exc:
             raise UserError(f"cannot connect to {remote}:{port}: {exc}") from None
         reader, writer = make_streams(conn, driver, limit)
-        driver.kick()
+        driver.service_now()        # the SYN leaves now, as connect(2) sends it at once
         try:
             await writer.transport.wait_established()
         except asyncio.CancelledError:
             writer.abort()
             raise
-        self._writers.add(writer)
         return reader, writer
 
     async def start_server(self, handler: Handler, port: int, host: str | None = None, *,

@@ -134,6 +134,7 @@ async def run_rr(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
 async def run_connect(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     writers = []
     start = time.perf_counter()
+    cpu = time.process_time()
     for _ in range(args.count):
         _, writer = await stack.open_connection(args.host, args.port)
         writer.close()
@@ -141,8 +142,9 @@ async def run_connect(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     open_close = time.perf_counter() - start
     await asyncio.gather(*(w.wait_closed() for w in writers))
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     return {"count": args.count, "seconds": seconds, "per_second": args.count / seconds,
-            "seconds_until_last_close": open_close}
+            "seconds_until_last_close": open_close, "cpu_seconds": cpu}
 
 
 async def run_idle(stack: Any, args: argparse.Namespace) -> dict[str, Any]:

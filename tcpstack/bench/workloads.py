@@ -59,7 +59,7 @@ class Bench:
                                       "kernel_loss_dropped": {}, "stack_retransmits": {},
                                       "stack_timeouts": {}, "kernel_timeouts": {},
                                       "kernel_sender_retransmits": {},
-                                      "stack_counters": {}}
+                                      "stack_counters": {}, "stack_cpu_per_connect": []}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -127,6 +127,10 @@ class Bench:
         result, _ = self.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
                               self._timeout(30 + s.connect_count * 0.02),
                               terminate_server=True, profile=profile)
+        if side == "tcpstack" and not profile and result.get("cpu_seconds"):
+            # The client process's CPU time (process_time) per connect+close, µs.
+            self.notes["stack_cpu_per_connect"].append(
+                round(result["cpu_seconds"] / result["count"] * 1e6, 1))
         return {"connect": result["per_second"]}
 
     # -- bulk ------------------------------------------------------------------------

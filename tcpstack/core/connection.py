@@ -69,6 +69,7 @@ __all__ = ["Connection", "ConnectionOptions"]
 _MASK = 0xFFFFFFFF
 _UNBOUNDED = 1 << 62
 _SEQ_ZERO = Seq(0)
+_DEFAULT_OPTIONS = ConnectionOptions()
 _add = int.__add__
 
 PAWS_IDLE = 24 * 24 * 3600.0   # RFC 7323 §5.5: TS.Recent invalid after 24 days idle
@@ -113,7 +114,7 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
                  options: ConnectionOptions | None, now: float, iss: Seq,
                  passive: bool = False, ts_offset: int = 0) -> None:
         cfg: StackConfig = ctx.config
-        opts = options or ConnectionOptions()
+        opts = options or _DEFAULT_OPTIONS
         self._ctx = ctx
         self._cfg = cfg
         self.options = opts
@@ -858,6 +859,13 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
             self._terminate(now)
             return
         self._timers.cancel_all()
+        # Our FIN is acknowledged, nothing is in flight: like Linux's TIME-WAIT
+        # minisock keep no loss-recovery state (SACK scoreboard, send log), nor
+        # the peer's SYN options (only a SYN-ACK resent in SYN-RECEIVED uses them).
+        self._recovery = RenoRecovery(self.snd_max)
+        self._peer_syn_options = None
+        self._short_sent = None
+        self._short_charge = 0
         self._set_state(TIME_WAIT_STATE, now)
         self._timers.arm(TIME_WAIT, now + 2 * self._cfg.msl)
 

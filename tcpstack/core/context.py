@@ -33,6 +33,11 @@ Tracer = Callable[[TraceEvent], None]
 Endpoint = tuple[str, int]
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
+# The counter each state's entry adds to (``state_<name>``), made once: an
+# enum member's ``name`` is a descriptor lookup, and every connection passes
+# through five or six states.
+_STATE_COUNTERS = {state: "state_" + state.name.lower() for state in State}
+_TIME_WAIT = State.TIME_WAIT
 
 
 def _sack_superseded(prev: TcpSegment, seg: TcpSegment) -> bool:
@@ -235,10 +240,12 @@ class StackContext:
             self.trace(TraceEvent(now, EventKind.STATE, conn.local, conn.remote,
                                   old_state=old, new_state=new))
         self.changed.add(conn)
-        self.count("state_" + new.name.lower())
-        if new is State.TIME_WAIT:
+        c = self.counters
+        name = _STATE_COUNTERS[new]
+        c[name] = c.get(name, 0) + 1
+        if new is _TIME_WAIT:
             self.time_wait += 1
-        elif old is State.TIME_WAIT:
+        elif old is _TIME_WAIT:
             self.time_wait -= 1
 
     def memory_pressure(self) -> bool:

@@ -68,6 +68,14 @@ class IsnGenerator:
         ticks = int(now * ISN_TICKS_PER_SECOND)  # RFC 6528 §3: M, a 4 µs timer
         return Seq(ticks + self.offset(local_addr, local_port, remote_addr, remote_port))
 
+    def isn_and_ts_offset(self, local_addr: str, local_port: int, remote_addr: str,
+                          remote_port: int, now: float) -> tuple[Seq, int]:
+        """``isn(...)`` and ``ts_offset(...)`` of one 4-tuple, its bytes encoded once."""
+        data = _endpoint(local_addr, local_port) + _endpoint(remote_addr, remote_port)
+        ticks = int(now * ISN_TICKS_PER_SECOND)  # RFC 6528 §3: M, a 4 µs timer
+        key = self._key
+        return (Seq(ticks + _hash32(key, b"tcp-isn", data)), _hash32(key, b"tcp-ts", data))
+
 
 def port_offset(secret: bytes, local_addr: str, remote_addr: str, remote_port: int) -> int:
     """RFC 6056 §3.3.3 (Algorithm 3): F(local_IP, remote_IP, remote_port, secret_key).

@@ -7,7 +7,8 @@ import functools
 from dataclasses import dataclass
 
 from tcpstack.core.config import ConnectionOptions
-from tcpstack.wire.tcp import TcpOptions
+from tcpstack.wire.fastinit import fast_constructor
+from tcpstack.wire.tcp import TcpOptions, new_options
 
 __all__ = ["DEFAULT_MSS", "DEFAULT_MSS6", "MAX_WSCALE", "Negotiated", "default_mss", "mtu_mss",
            "negotiate", "our_offer", "receive_wscale", "syn_options", "tsval_at"]
@@ -34,6 +35,12 @@ class Negotiated:
     sack: bool
 
 
+# Negotiated(...) with every field positional, built without the frozen
+# dataclass's per-field object.__setattr__ (one per handshake).
+_new_negotiated = fast_constructor(Negotiated)
+
+
+@functools.lru_cache(maxsize=64)
 def receive_wscale(recv_buffer: int) -> int:
     """The least shift that lets a 16-bit window field cover ``recv_buffer``."""
     ws = 0
@@ -63,9 +70,7 @@ def our_offer(options: ConnectionOptions, mtu: int, ipv6: bool = False) -> TcpOp
     # The MSS to advertise: the option's, but never beyond what the MTU carries.
     largest = mtu_mss(mtu, ipv6)
     mss = min(options.mss, largest) if options.mss else largest
-    return TcpOptions(mss=mss, wscale=wscale,
-                      sack_permitted=options.sack,
-                      timestamps=(0, 0) if options.timestamps else None)
+    return new_options(mss, wscale, options.sack, (), (0, 0) if options.timestamps else None)
 
 
 def tsval_at(now: float, offset: int) -> int:
@@ -76,17 +81,16 @@ def tsval_at(now: float, offset: int) -> int:
 def syn_options(ours: TcpOptions, tsval: int, reply_to: TcpOptions | None) -> TcpOptions:
     """Options for our SYN (``reply_to`` None: everything we offer) or SYN-ACK
     (only what the peer's SYN offered: RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
+    # new_options: TcpOptions(mss, wscale, sack_permitted, sack_blocks, timestamps).
     if reply_to is None:
         ts = (tsval, 0) if ours.timestamps is not None else None
-        return TcpOptions(mss=ours.mss, wscale=ours.wscale, sack_permitted=ours.sack_permitted,
-                          timestamps=ts)
+        return new_options(ours.mss, ours.wscale, ours.sack_permitted, (), ts)
     wscale = ours.wscale if reply_to.wscale is not None else None
     ts = None
     if ours.timestamps is not None and reply_to.timestamps is not None:
         ts = (tsval, reply_to.timestamps[0])
-    return TcpOptions(mss=ours.mss, wscale=wscale,
-                      sack_permitted=ours.sack_permitted and reply_to.sack_permitted,
-                      timestamps=ts)
+    return new_options(ours.mss, wscale, ours.sack_permitted and reply_to.sack_permitted, (),
+                       ts)
 
 
 def negotiate(ours: TcpOptions, peer_syn: TcpOptions, ipv6: bool = False) -> Negotiated:
@@ -101,11 +105,11 @@ def negotiate(ours: TcpOptions, peer_syn: TcpOptions, ipv6: bool = False) -> Neg
     # A floor against a peer that claims a tiny MSS, but never above what our
     # own MTU allows (RFC 879: a 68-byte IPv4 MTU is an MSS of 28).
     floor = min(MIN_MSS, ours_mss - option_room)
-    return Negotiated(
-        mss=max(mss - option_room, floor, 1),
-        window_scale=window_scale,
-        snd_wscale=min(peer_syn.wscale, MAX_WSCALE) if window_scale else 0,  # RFC 7323 §2.3
-        rcv_wscale=ours.wscale if window_scale else 0,   # type: ignore[arg-type]
-        timestamps=timestamps,
-        sack=ours.sack_permitted and peer_syn.sack_permitted,
+    return _new_negotiated(
+        max(mss - option_room, floor, 1),                                   # mss
+        window_scale,
+        min(peer_syn.wscale, MAX_WSCALE) if window_scale else 0,  # snd_wscale, RFC 7323 §2.3
+        ours.wscale if window_scale else 0,                                 # rcv_wscale
+        timestamps,
+        ours.sack_permitted and peer_syn.sack_permitted,                    # sack
     )

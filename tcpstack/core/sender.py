@@ -147,16 +147,16 @@ class SendSide:
     def _send_syn(self, now: float) -> None:
         """SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), always with the same ISS."""
         if self.state is State.SYN_SENT:
-            seg = TcpSegment(self.local[1], self.remote[1], int(self.iss), 0, SYN,
-                             min(self._rcv_cap, 0xFFFF), 0,
-                             syn_options(self._our_options, self._tsval(now), None))
+            seg = new_segment(self.local[1], self.remote[1], int(self.iss), 0, SYN,
+                              min(self._rcv_cap, 0xFFFF), 0,
+                              syn_options(self._our_options, self._tsval(now), None), b"")
         else:
             opts = syn_options(self._our_options, self._tsval(now), self._peer_syn_options)
             window = min(self._rcv_cap, 0xFFFF)  # RFC 7323 §2.2: SYN windows are unscaled
             self._rcv_adv = Seq(int(self.rcv_nxt) + window)
             self._last_ack_sent = self.rcv_nxt
-            seg = TcpSegment(self.local[1], self.remote[1], int(self.iss), int(self.rcv_nxt),
-                             SYN | ACK, window, 0, opts)
+            seg = new_segment(self.local[1], self.remote[1], int(self.iss), int(self.rcv_nxt),
+                              SYN | ACK, window, 0, opts, b"")
         if seq_diff(self.snd_nxt, self.iss) == 0:
             self.snd_nxt = self.iss + 1
             self.snd_max = self.snd_nxt

@@ -203,9 +203,10 @@ class StackCore:
         elif (local_port, remote_addr, remote_port) in self._conns:
             raise TcpAddressInUse(f"{local_addr}:{local_port} -> {remote_addr}:"
                                   f"{remote_port} is already in use")
-        iss = self._isn.isn(local_addr, local_port, remote_addr, remote_port, now)
+        iss, ts_offset = self._isn.isn_and_ts_offset(local_addr, local_port, remote_addr,
+                                                     remote_port, now)
         conn = self._new_connection(local_port, remote_addr, remote_port, options, now, iss,
-                                    passive=False)
+                                    passive=False, ts_offset=ts_offset)
         self._ctx.count("active_opens")
         conn.open_active(now)
         return conn
@@ -396,9 +397,10 @@ class StackCore:
 
     def _new_connection(self, local_port: int, remote_addr: str, remote_port: int,
                         options: ConnectionOptions | None, now: float, iss: Seq,
-                        passive: bool) -> Connection:
-        ts_offset = self._isn.ts_offset(self._local_for(remote_addr), local_port, remote_addr,
-                                        remote_port)
+                        passive: bool, ts_offset: int | None = None) -> Connection:
+        if ts_offset is None:
+            ts_offset = self._isn.ts_offset(self._local_for(remote_addr), local_port,
+                                            remote_addr, remote_port)
         conn = Connection(self._ctx, local_port, remote_addr, remote_port, options, now, iss,
                           passive=passive, ts_offset=ts_offset)
         self._conns[local_port, remote_addr, remote_port] = conn

@@ -12,12 +12,13 @@ Without TSO on the link the driver cuts the core's super-segments into
 MSS-sized packets itself (software GSO, ``wire.segment_packets``); with
 ``coalesce`` it merges consecutive data segments of one wake-up before the
 core sees them (software GRO, ``runtime.gro``).
-Application calls between wake-ups (``close``, reads that reopen the
-window...) only ``kick()`` the driver, which runs one such service pass on the
-next loop iteration; a ``write`` runs the pass at once (``service_now()``),
-so the data leaves before the writer awaits anything, as a socket's ``send``
-would. A kick from inside a pass (an owner reacting) needs no pass of its
-own: the running one writes and re-arms after the owners are done.
+Application calls between wake-ups (reads that reopen the window,
+``write_eof``...) only ``kick()`` the driver, which runs one such service pass
+on the next loop iteration; a ``write``, a connect's SYN and a ``close``'s FIN
+run the pass at once (``service_now()``), so they leave before the caller
+awaits anything, as a socket's ``send``, ``connect`` and ``close`` would. A
+kick from inside a pass (an owner reacting) needs no pass of its own: the
+running one writes and re-arms after the owners are done.
 """
 
 from __future__ import annotations

@@ -396,8 +396,10 @@ class TcpTransport(asyncio.Transport):
         driver.watch(conn, self._on_change)
         reader.set_transport(self)
         # An accepted connection may already hold data, a FIN or an error that
-        # the core reported before anyone watched it: take them in now.
-        self._on_change()
+        # the core reported before anyone watched it: take them in now. (A
+        # connection just opened, in SYN-SENT, holds nothing yet.)
+        if conn.state is not State.SYN_SENT:
+            self._on_change()
 
     # -- asyncio.BaseTransport / ReadTransport -----------------------------
 
@@ -421,7 +423,7 @@ class TcpTransport(asyncio.Transport):
             return
         self._closing = True
         self._push()
-        self.driver.kick()
+        self.driver.service_now()   # the FIN leaves now, as close(2) sends it at once
 
     def is_reading(self) -> bool:
         return not self._read_paused
@@ -507,24 +509,32 @@ class TcpTransport(asyncio.Transport):
 
     def _on_change(self) -> None:
         conn = self.conn
-        if not self._established.done() and (conn.state.synchronized or conn.error):
-            if conn.error is not None and not conn.state.synchronized:
-                self._established.set_exception(conn.error)
+        error = conn.error
+        if not self._established.done() and (conn.state.synchronized or error):
+            if error is not None and not conn.state.synchronized:
+                self._established.set_exception(error)
                 self._established.exception()  # mark retrieved: the opener re-raises it
             else:
                 self._established.set_result(None)
-        self._notify_reader()
+        if self.reader._waiting:
+            self._notify_reader()
         if conn.at_eof and not self._reading_stopped():
             self._eof_fed = True        # nothing left in the connection: EOF at once
             self.reader.feed_eof()
-        self._push()
-        self._report_error()
-        self._wake_drainers()
-        if not self._finished.done() and (conn.error is not None or self._aborted or (
-                self._shutdown_done and conn.state in _FINISHED) or conn.state is State.CLOSED):
-            self._finished.set_result(None)
-        if conn.state is State.CLOSED or conn.error is not None or (
-                self._closing and self._finished.done()):
+        # (The guards below only skip calls that would do nothing.)
+        if self._pending or (not self._shutdown_done
+                             and (self._eof_requested or self._closing)):
+            self._push()
+        if error is not None:
+            self._report_error()
+        if self._drain_waiters:
+            self._wake_drainers()
+        state = conn.state
+        finished = self._finished
+        if not finished.done() and (error is not None or self._aborted or (
+                self._shutdown_done and state in _FINISHED) or state is State.CLOSED):
+            finished.set_result(None)
+        if state is State.CLOSED or error is not None or (self._closing and finished.done()):
             self.driver.unwatch(conn)   # nothing more for the application
 
     def _notify_reader(self) -> None:
@@ -654,8 +664,10 @@ class TcpTransport(asyncio.Transport):
 
     # -- what the writer awaits -----------------------------------------------
 
-    async def wait_established(self) -> None:
-        await self._established
+    def wait_established(self) -> asyncio.Future[None]:
+        """Awaitable: done once ESTABLISHED (or raising the connect's error). The
+        future itself, not a coroutine around it: one frame fewer per connect."""
+        return self._established
 
     async def drain(self) -> None:
         error = self.conn.error

@@ -6,6 +6,7 @@ import pytest
 from core_helpers import ACK, FIN, RST, SYN, Harness, State, TcpOptions, default_config
 
 from tcpstack.core.config import ConnectionOptions
+from tcpstack.core.recovery import RecoveryState
 
 PSH = 0x08
 TWO_MSL = 60.0
@@ -178,6 +179,29 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_timer(h):
     assert conn.timers()["time-wait"] == pytest.approx(h.now + TWO_MSL)
     h.advance(59.0)
     assert conn.state is State.TIME_WAIT
+
+
+def test_time_wait_keeps_no_sack_recovery_state():
+    # Like Linux's TIME-WAIT minisock: nothing is in flight, so no SACK
+    # scoreboard or send log is kept; a retransmitted FIN carrying a SACK
+    # block is still ACKed and the snapshot still reads.
+    h = Harness(options=ConnectionOptions(window_scale=False))
+    conn = h.open_established(TcpOptions(sack_permitted=True, timestamps=(1000, 0)))
+    assert type(conn._recovery).__name__ == "SackRecovery"
+    conn.close(h.now)
+    h.tx()
+    h.deliver(flags=FIN | ACK, options=TcpOptions(timestamps=(1001, 0)))
+    h.tx()
+    assert conn.state is State.TIME_WAIT
+    assert type(conn._recovery).__name__ == "RenoRecovery"
+    ack = int(conn.snd_max)
+    h.deliver(flags=FIN | ACK, seq=int(h.peer_nxt) - 1, advance_peer=False,
+              options=TcpOptions(timestamps=(1002, 0), sack_blocks=((ack - 1, ack),)))
+    h.expect_tx(flags=ACK, ack=int(h.peer_nxt))
+    assert conn.state is State.TIME_WAIT
+    info = conn.info()
+    assert info["state"] == "TIME-WAIT" and info["sack"] is True
+    assert info["ca_state"] == str(RecoveryState.OPEN)
 
 
 def test_time_wait_ignores_rst_by_default_rfc1337(h):

@@ -34,6 +34,16 @@ def test_isn_differs_across_4_tuples_and_secrets() -> None:
     assert len(set(variants)) == len(variants)
 
 
+def test_isn_and_ts_offset_together_match_each_alone() -> None:
+    gen = IsnGenerator(SECRET)
+    for now in (0.0, 12.5, 99999.25):
+        isn, ts_offset = gen.isn_and_ts_offset(*TUPLE, now=now)
+        assert isinstance(isn, Seq)
+        assert isn == gen.isn(*TUPLE, now=now)
+        assert ts_offset == gen.ts_offset(*TUPLE)
+    assert gen.ts_offset(*TUPLE) != gen.offset(*TUPLE)   # unrelated to the ISN's hash
+
+
 def test_isn_advances_250000_per_second() -> None:
     # RFC 6528 §3: M is a 4-microsecond timer.
     gen = IsnGenerator(SECRET)
