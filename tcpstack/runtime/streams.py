@@ -160,6 +160,11 @@ class TcpStreamReader:
         if self._waiter is not None:
             raise RuntimeError(f"{func_name}() called while another coroutine is "
                                f"already waiting for incoming data")
+        transport = self._transport
+        if transport is not None and transport.driver.busy_poll_time and transport._busy_poll():
+            if self._exc is not None:
+                raise self._exc
+            return
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         self._waiting = kind
         try:
@@ -507,6 +512,19 @@ class TcpTransport(asyncio.Transport):
 
     def _on_change(self) -> None:
         conn = self.conn
+        if (conn.state is State.ESTABLISHED and conn.error is None and not self._closing
+                and not self._eof_requested and self._established.done()
+                and not conn.at_eof):
+            # The common case, once per arriving segment: data or an ACK on an
+            # open connection -- no EOF, error, FIN or close to act on: what
+            # the rest below would do comes down to these three.
+            if self.reader._waiting:
+                self._notify_reader()
+            if self._pending:
+                self._push()
+            if self._drain_waiters:
+                self._wake_drainers()
+            return
         if not self._established.done() and (conn.state.synchronized or conn.error):
             if conn.error is not None and not conn.state.synchronized:
                 self._established.set_exception(conn.error)
@@ -539,6 +557,19 @@ class TcpTransport(asyncio.Transport):
                 reader._wake()          # read()/readinto() take the bytes themselves
             else:
                 self._pull()
+
+    def _busy_poll(self) -> bool:
+        """Spin on the link (the driver's ``busy_poll``) until something for
+        the reader arrives: True if it did while spinning, False at once if it
+        was there already (the caller waits as usual) or when the time is up."""
+        conn = self.conn
+        reader = self.reader
+
+        def arrived() -> bool:
+            return bool(self._eof_fed or reader.exception() is not None
+                        or conn.recv_available() or conn.error is not None)
+
+        return not arrived() and self.driver.busy_poll(arrived)
 
     def _reading_stopped(self) -> bool:
         return self._eof_fed or self._error_reported or (self._closing and self._shutdown_done)

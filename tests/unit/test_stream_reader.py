@@ -96,6 +96,8 @@ class FakeConnectionInto(FakeConnection):
 class FakeDriver:
     """What the streams use of ``StackDriver``."""
 
+    busy_poll_time = 0.0                    # no busy polling: reads wait on the loop
+
     def __init__(self) -> None:
         self.watchers: dict[Any, Callable[[], None]] = {}
         self.kicks = 0
