@@ -10,6 +10,7 @@ started are removed on exit, Ctrl-C and errors included.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import io
 import os
@@ -25,7 +26,7 @@ from tcpstack.bench.processes import ProgramFailed
 from tcpstack.bench.runs import run_workload
 from tcpstack.bench.topology import BenchNetwork
 from tcpstack.bench.workloads import GROUPS, MB, SIDES, WORKLOADS_BY_NAME, Bench, Settings
-from tcpstack.core.config import ConnectionOptions
+from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.errors import UsageError, UserError, one_line_errors
 
 QUICK = {"bulk_mb": 2.0, "loss_mb": 1.0, "rr_count": 200, "connect_count": 50,
@@ -63,7 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-cc", metavar="NAME",
                         help="congestion control of the kernel sockets (the baseline and "
                         "tcpstack's peer), set inside the benchmark's namespaces; default: "
-                        "the machine's (tcpstack always runs CUBIC)")
+                        "the machine's")
+    parser.add_argument("--stack-cc", metavar="NAME", choices=ALGORITHMS,
+                        help="congestion control of tcpstack's connections: "
+                        f"{', '.join(ALGORITHMS)}; default: the kernel baseline's when "
+                        "tcpstack has it (like against like), else cubic")
     parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                         help="limit for each program run (default: from the workload size)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': "
@@ -123,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         if args.kernel_cc:
             network.set_kernel_congestion_control(args.kernel_cc)
         kernel_cc = network.kernel_congestion_control()
+        stack_cc = args.stack_cc or (kernel_cc if kernel_cc in ALGORITHMS else "cubic")
+        bench.settings = settings = dataclasses.replace(settings, stack_cc=stack_cc)
         for name in names:
             run_workload(bench, name, WORKLOADS_BY_NAME[name], args.runs, SIDES, samples,
                          errors, _log)
@@ -147,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                    "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
                    "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,
                    "idle_hold_s": settings.idle_hold,
-                   "congestion_control": {"tcpstack": ConnectionOptions().cc,
+                   "congestion_control": {"tcpstack": settings.stack_cc,
                                           "kernel": kernel_cc}},
         "results": rep.summarise(samples),
         "notes": {k: v for k, v in bench.notes.items() if k != "offload" and v},

@@ -30,6 +30,8 @@ from typing import Any
 from tcpstack.bench import payload
 from tcpstack.bench.peers import raise_fd_limit, receive_buffer
 from tcpstack.bench.stats import latency_summary
+from tcpstack.core.config import ConnectionOptions
+from tcpstack.core.congestion import ALGORITHMS
 from tcpstack.core.state import State
 from tcpstack.runtime.streams import TcpStreamReader
 
@@ -187,7 +189,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     stack = Stack(netns=args.netns, tun=args.tun, addr=args.addr, tun_addr=args.tun_addr,
                   create_netns=False, fault=args.fault, linger=args.linger,
                   busy_poll=args.busy_poll / 1e6,
-                  **offload_keywords(args.no_offload))
+                  options=ConnectionOptions(cc=args.cc), **offload_keywords(args.no_offload))
     async with stack:
         mode = offload_mode(stack)
         if args.no_offload and mode == "on":
@@ -222,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--hold", type=float, default=0.0)
     parser.add_argument("--fault", default=None)
+    parser.add_argument("--cc", default="cubic", choices=ALGORITHMS)
     parser.add_argument("--no-offload", action="store_true")
     parser.add_argument("--linger", type=float, default=2.0)
     parser.add_argument("--busy-poll", type=float, default=0.0, metavar="US",

@@ -35,6 +35,7 @@ class Settings:
     no_offload: bool
     timeout: float | None         # per program; None: derived from the workload's size
     ipv6: bool = False            # both sides over IPv6 (BenchNetwork.ipv6)
+    stack_cc: str = "cubic"       # tcpstack's congestion control
     busy_poll_us: float = 0.0     # tcpstack's Stack(busy_poll=), 0: off
 
 
@@ -82,7 +83,8 @@ class Bench:
                 argv = ["-m", "tcpstack.bench.stackclient", *client,
                         "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
                         "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
-                        "--host", self.net.tun_kernel_addr, "--port", str(port)]
+                        "--host", self.net.tun_kernel_addr, "--port", str(port),
+                        "--cc", self.settings.stack_cc]
                 if fault:
                     argv += ["--fault", fault]
                 if self.settings.no_offload:
@@ -200,7 +202,7 @@ class Bench:
             client = ["-m", "tcpstack", "connect", self.net.tun_kernel_addr, port,
                       "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
                       "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
-                      "--stats"]
+                      "--stats", "--cc", self.settings.stack_cc]
             if self.settings.no_offload:
                 client.append("--no-offload")
         else:

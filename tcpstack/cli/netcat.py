@@ -78,13 +78,22 @@ async def copy_stdin_to(stdin: StdinSource, writer: Any) -> None:
 
 
 async def copy_to_stdout(reader: TcpStreamReader, stdout: StdoutSink) -> int:
-    """The connection -> stdout until the peer's FIN, through one reused buffer."""
-    buffer = bytearray(IO_SIZE)
-    view = memoryview(buffer)
+    """The connection -> stdout until the peer's FIN, through stdout's buffers
+    (to a pipe one is written while the next fills); all of it is in the
+    file on return."""
     total = 0
-    while n := await reader.readinto(view):
-        await stdout.write(view[:n])
-        total += n
+    try:
+        while True:
+            buffer = await stdout.buffer()
+            n = await reader.readinto(memoryview(buffer))
+            if not n:
+                break
+            stdout.submit(buffer, n)
+            total += n
+    except ConnectionError:
+        await stdout.flush()            # what came before the reset is output
+        raise
+    await stdout.flush()
     return total
 
 

@@ -24,7 +24,7 @@ class ConnectionOptions:
     # 256 KiB a bulk transfer was window-limited (offloads off: 37-42 -> 61-74 MB/s).
     send_buffer: int = 4 * 1024 * 1024
     recv_buffer: int = 4 * 1024 * 1024
-    cc: str = "cubic"                     # congestion control: "cubic" or "reno"
+    cc: str = "cubic"                     # congestion control: "cubic", "reno" or "bbr"
     # Least ssthresh after a loss, in segments: RFC 5681 §3.1 says 2, tcpstack
     # defaults to 4 (see DEFAULT_MIN_SSTHRESH_SEGMENTS in core/congestion.py).
     min_ssthresh: int = DEFAULT_MIN_SSTHRESH_SEGMENTS

@@ -1,4 +1,4 @@
-"""Congestion control: NewReno (RFC 5681 / RFC 6582) and CUBIC (RFC 9438).
+"""Congestion control: NewReno (RFC 5681 / RFC 6582) and CUBIC (RFC 9438); BBR in bbr.py.
 
 A controller owns ``cwnd`` and ``ssthresh`` (both in bytes) and nothing else:
 the connection detects events (new ACKs, entering and leaving fast recovery,
@@ -84,6 +84,12 @@ class CongestionControl(Protocol):
     def on_idle_restart(self, now: float, rto: float) -> None:
         ...
 
+    def on_delivery(self, now: float, sacked: int, inflight: int, rtt: float | None,
+                    app_limited: bool) -> None:
+        """Every ACK, when ``samples_delivery``: the bytes SACKed now, in flight,
+        the latest RTT sample, whether the application limited the flight."""
+        ...
+
 
 class Reno:
     """RFC 5681 slow start and congestion avoidance with RFC 6582 (NewReno) recovery.
@@ -95,6 +101,7 @@ class Reno:
     """
 
     name = "reno"
+    samples_delivery = False      # on_delivery is for model-based controllers (BBR)
 
     __slots__ = ("_bytes_acked", "_rto_pending", "cwnd", "min_ssthresh", "mss", "ssthresh")
 
@@ -178,6 +185,10 @@ class Reno:
         """RFC 5681 §4.1: after an idle period longer than RTO, cwnd = min(IW, cwnd)."""
         self.cwnd = min(self.cwnd, initial_window(self.mss))
         self._bytes_acked = 0
+
+    def on_delivery(self, now: float, sacked: int, inflight: int, rtt: float | None,
+                    app_limited: bool) -> None:
+        """Not called (``samples_delivery`` is False): loss-based."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cwnd={self.cwnd}, ssthresh={self.ssthresh}, mss={self.mss})"
@@ -302,7 +313,7 @@ class Cubic(Reno):
 
 
 _ALGORITHMS: dict[str, type[Reno]] = {"cubic": Cubic, "reno": Reno}
-ALGORITHMS = tuple(sorted(_ALGORITHMS))
+ALGORITHMS = tuple(sorted((*_ALGORITHMS, "bbr")))
 
 
 def check_min_ssthresh(segments: int) -> None:
@@ -318,7 +329,13 @@ def check_min_ssthresh(segments: int) -> None:
 def make_congestion_control(name: str, mss: int,
                             min_ssthresh_segments: int = DEFAULT_MIN_SSTHRESH_SEGMENTS,
                             ) -> CongestionControl:
-    """A new controller by name: ``"reno"`` (NewReno) or ``"cubic"`` (default in Linux)."""
+    """A new controller by name: ``"reno"`` (NewReno), ``"cubic"`` (default in
+    Linux) or ``"bbr"`` (core/bbr.py; its window floor is always four segments)."""
+    if name == "bbr":
+        from tcpstack.core.bbr import Bbr  # bbr.py builds on this module
+
+        check_min_ssthresh(min_ssthresh_segments)
+        return Bbr(mss)
     try:
         cls = _ALGORITHMS[name]
     except KeyError:

@@ -834,6 +834,8 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
                     and recovery.state is not RecoveryState.DISORDER
                     and seq_diff(self.snd_una, self.mtu_probe[0]) <= 0):
                 self._mtu_probe_lost()           # recovery begins at or before the probe
+        if self.cc.samples_delivery:
+            recovery.sample_delivery(self, now)  # BBR's model (core/bbr.py)
         return True
 
     def _our_fin_acked(self, now: float) -> None:

@@ -85,6 +85,8 @@ class HeaderPrediction:
         if acked:
             rec.advance(ack)
             self._on_new_ack(seg, wire_seq(ack), acked, now)
+            if self.cc.samples_delivery:
+                rec.sample_delivery(self, now)          # BBR's model (core/bbr.py)
             state = self.state
             if state is State.CLOSED or state is State.TIME_WAIT:
                 return True

@@ -92,6 +92,12 @@ class RenoRecovery:
         """The SACK blocks of an ACK; returns the bytes newly SACKed."""
         return 0
 
+    def sample_delivery(self, conn: Connection, now: float) -> None:
+        """After every ACK, for a controller that models the path (BBR): what is
+        in flight and the smoothed RTT (no SACK, so nothing is SACKed)."""
+        conn.cc.on_delivery(now, 0, seq_diff(conn.snd_max, conn.snd_una), conn.rtt.srtt,
+                            not conn._cwnd_limited())
+
     def on_new_ack(self, conn: Connection, ack: Seq, acked: int, now: float) -> None:
         """SND.UNA advanced by ``acked`` to ``ack`` (buffers and RTT done)."""
         self._new_ack_common(conn, acked, now)
@@ -217,6 +223,13 @@ class SackRecovery(RenoRecovery):
         if d_una > 0:
             self.sb.advance(ack)
         return 0
+
+    def sample_delivery(self, conn: Connection, now: float) -> None:
+        """BBR's sample: the bytes SACKed, those in flight beyond them and RACK's
+        RTT of the latest delivered segment (RFC 8985 §6.2 step 2)."""
+        sacked = self.sb.sacked_bytes
+        conn.cc.on_delivery(now, sacked, seq_diff(conn.snd_max, conn.snd_una) - sacked,
+                            self.rack.rtt, not conn._cwnd_limited())
 
     def on_new_ack(self, conn: Connection, ack: Seq, acked: int, now: float) -> None:
         self._new_ack_common(conn, acked, now)

@@ -144,9 +144,23 @@ def test_kernel_cc_sets_the_baseline_congestion_control(tmp_path: Path) -> None:
     result = _run("--quick", "--runs", "1", "--only", "rr", "--kernel-cc", "reno",
                   "--json", "-", timeout=120, netns_dir=netns_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "congestion control tcpstack cubic, kernel reno" in result.stdout
+    # tcpstack runs what the kernel runs when it has it: like against like.
+    assert "congestion control tcpstack reno, kernel reno" in result.stdout
     report = json.loads("{" + result.stdout.partition("\n{")[2])
-    assert report["config"]["congestion_control"] == {"tcpstack": "cubic", "kernel": "reno"}
+    assert report["config"]["congestion_control"] == {"tcpstack": "reno", "kernel": "reno"}
+    assert os.listdir(netns_dir) == []
+
+
+def test_stack_cc_sets_tcpstacks_congestion_control(tmp_path: Path) -> None:
+    netns_dir = tmp_path / "netns"
+    netns_dir.mkdir()
+    result = _run("--quick", "--runs", "1", "--only", "loss1-send", "--stack-cc", "bbr",
+                  "--kernel-cc", "reno", "--json", "-", timeout=120, netns_dir=netns_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "congestion control tcpstack bbr, kernel reno" in result.stdout
+    report = json.loads("{" + result.stdout.partition("\n{")[2])
+    rows = {row["figure"]: row for row in report["results"]}
+    assert rows["loss1-send"]["tcpstack"]["median"] > 0
     assert os.listdir(netns_dir) == []
 
 

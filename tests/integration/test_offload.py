@@ -166,8 +166,9 @@ def _kernel_tcp_counter(kernel: Kernel, name: str) -> int:
     raise AssertionError("no Tcp: table in /proc/net/snmp")
 
 
+@pytest.mark.parametrize("addr", [KERNEL_ADDR, KERNEL_ADDR6], ids=["ipv4", "ipv6"])
 def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
-        netns_name: str, kernel: Kernel) -> None:
+        netns_name: str, kernel: Kernel, addr: str) -> None:
     """Corruption over an offloading TUN: what comes in is dropped as a failed
     checksum; what goes out is a complete packet with a real checksum and one
     bit flipped, which the kernel's TCP rejects. Both streams arrive whole."""
@@ -177,8 +178,9 @@ def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
         async with tcpstack.Stack(netns=netns_name, fault="corrupt=2%,seed=5") as stack:
             assert stack.link.offload is True and stack.offload_note is None
             errors_before = _kernel_tcp_counter(kernel, "InCsumErrors")
-            assert await _receive_all(stack, kernel, 9004, down) == down
-            assert await _send_all(stack, kernel, 9008, up) == hashlib.sha256(up).hexdigest()
+            assert await _receive_all(stack, kernel, 9004, down, addr) == down
+            digest = await _send_all(stack, kernel, 9008, up, addr)
+            assert digest == hashlib.sha256(up).hexdigest()
             assert stack.counters.get("drop_bad_checksum", 0) > 0
             corrupted_out = stack.driver.link.egress.counters.corrupted
             assert corrupted_out > 0
@@ -187,8 +189,9 @@ def test_faults_keep_the_offloads_and_corrupted_pieces_fail_their_checksum(
     run_async(body(), timeout=60)
 
 
+@pytest.mark.parametrize("addr", [KERNEL_ADDR, KERNEL_ADDR6], ids=["ipv4", "ipv6"])
 def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
-        netns_name: str, kernel: Kernel) -> None:
+        netns_name: str, kernel: Kernel, addr: str) -> None:
     """1% loss with the offloads on: TSO writes out and GSO packets in, yet the
     injectors decide per wire-sized piece (a 4 MB transfer is some 2,900
     pieces, far more than the link's reads and writes), and what the losses
@@ -200,9 +203,10 @@ def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
         async with tcpstack.Stack(netns=netns_name, fault="loss=1%,seed=11") as stack:
             link = stack.link
             assert link.offload is True and stack.config.tso_max > 0
-            received = await _receive_all(stack, kernel, 9005, down)
+            received = await _receive_all(stack, kernel, 9005, down, addr)
             assert hashlib.sha256(received).digest() == hashlib.sha256(down).digest()
-            assert await _send_all(stack, kernel, 9006, up) == hashlib.sha256(up).hexdigest()
+            digest = await _send_all(stack, kernel, 9006, up, addr)
+            assert digest == hashlib.sha256(up).hexdigest()
             egress, ingress = stack.driver.link.egress, stack.driver.link.ingress
             assert link.tx_gso_packets > 0 and link.rx_gso_packets > 0
             assert egress.counters.packets >= pieces > 2 * link.tx_gso_packets

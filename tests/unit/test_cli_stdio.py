@@ -14,6 +14,7 @@ from tcpstack.cli.stdio import (
     IO_SIZE,
     PIPE,
     TERMINAL,
+    WRITE_BEHIND,
     StdinSource,
     StdoutSink,
     file_kind,
@@ -52,7 +53,7 @@ def test_a_pipe_shared_with_another_standard_descriptor_keeps_blocking_mode() ->
             os.close(fd)
 
 
-def test_pipe_stdin_in_order_to_eof_then_blocking_again() -> None:
+def test_pipe_stdin_read_ahead_in_order_to_eof_blocking_flag_untouched() -> None:
     data = os.urandom(3 * IO_SIZE + 12345)
     read_end, write_end = os.pipe()
 
@@ -66,7 +67,7 @@ def test_pipe_stdin_in_order_to_eof_then_blocking_again() -> None:
     async def body() -> bytes:
         source = StdinSource(read_end)
         assert source.kind == PIPE
-        assert not os.get_blocking(read_end)
+        assert os.get_blocking(read_end)       # the open file is shared: never changed
         threading.Thread(target=produce).start()
         chunks = []
         while chunk := await source.read():
@@ -117,7 +118,7 @@ def test_regular_file_stdin(tmp_path) -> None:
         assert asyncio.run(body(f.fileno())) == data
 
 
-def test_stdout_to_a_slow_pipe_writes_everything_then_blocking_again() -> None:
+def test_stdout_to_a_slow_pipe_writes_everything_blocking_flag_untouched() -> None:
     data = os.urandom(3 * IO_SIZE + 999)
     read_end, write_end = os.pipe()
     received = bytearray()
@@ -129,7 +130,7 @@ def test_stdout_to_a_slow_pipe_writes_everything_then_blocking_again() -> None:
 
     async def body() -> None:
         sink = StdoutSink(write_end)
-        assert sink.kind == PIPE and not os.get_blocking(write_end)
+        assert sink.kind == PIPE and os.get_blocking(write_end)
         ticks = 0
 
         async def tick() -> None:       # the loop keeps running while the pipe is full
@@ -170,3 +171,100 @@ def test_stdout_to_a_file(tmp_path) -> None:
     with open(path, "wb") as f:
         asyncio.run(body(f.fileno()))
     assert path.read_bytes() == data
+
+
+def test_stdin_pipe_someone_made_non_blocking_is_still_read_whole() -> None:
+    """Another program sharing the pipe may have set O_NONBLOCK: the read-ahead
+    thread waits for data instead of taking EAGAIN for the end."""
+    data = os.urandom(IO_SIZE + 5)
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+
+    def produce() -> None:
+        time.sleep(0.05)                # the reader finds the pipe empty first
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view[:100_000]):]
+        os.close(write_end)
+
+    async def body() -> bytes:
+        source = StdinSource(read_end)
+        threading.Thread(target=produce).start()
+        chunks = []
+        while chunk := await source.read():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        assert asyncio.run(body()) == data
+        assert not os.get_blocking(read_end)   # as it was
+    finally:
+        os.close(read_end)
+
+
+def test_stdout_buffers_written_behind_in_order_from_a_bounded_pool() -> None:
+    """``buffer()`` / ``submit()``: each buffer is written on the writer thread
+    while the next fills; no more than WRITE_BEHIND buffers ever exist, the
+    loop runs while the pipe is full, and ``flush()`` returns once all of it
+    is in the pipe."""
+    chunks = [os.urandom(IO_SIZE - i) for i in range(3 * WRITE_BEHIND)]
+    read_end, write_end = os.pipe()
+    received = bytearray()
+
+    def consume() -> None:
+        while chunk := os.read(read_end, 200_000):
+            received.extend(chunk)
+            time.sleep(0.0005)
+
+    async def body() -> None:
+        sink = StdoutSink(write_end)
+        seen: set[int] = set()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.ensure_future(tick())
+        for chunk in chunks:
+            buffer = await sink.buffer()
+            assert len(buffer) == IO_SIZE
+            seen.add(id(buffer))
+            buffer[:len(chunk)] = chunk
+            sink.submit(buffer, len(chunk))
+        await sink.flush()
+        ticker.cancel()
+        sink.close()
+        assert len(seen) <= WRITE_BEHIND and ticks > 0
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        asyncio.run(body())
+    finally:
+        os.close(write_end)
+        consumer.join(timeout=30)
+        os.close(read_end)
+    assert bytes(received) == b"".join(chunks)
+
+
+def test_stdout_to_a_pipe_whose_reader_has_gone_raises_broken_pipe() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+
+    async def body() -> None:
+        sink = StdoutSink(write_end)
+        buffer = await sink.buffer()
+        sink.submit(buffer, 10)
+        with pytest.raises(BrokenPipeError):
+            await sink.flush()
+        with pytest.raises(BrokenPipeError):
+            await sink.write(b"more")
+        sink.close()
+
+    try:
+        asyncio.run(body())
+    finally:
+        os.close(write_end)

@@ -678,7 +678,7 @@ conn_options_st = st.fixed_dictionaries({
     "mss": st.sampled_from([None, None, 100, 1000]),
     "send_buffer": st.sampled_from([3000, 20000, 70000]),
     "recv_buffer": st.sampled_from([1000, 12000, 70000, 300000]),
-    "cc": st.sampled_from(["cubic", "reno"]),
+    "cc": st.sampled_from(["cubic", "reno", "bbr"]),
     "sack": st.booleans(),
     "timestamps": st.booleans(),
     "window_scale": st.booleans(),

@@ -1,0 +1,269 @@
+"""BBR congestion control (version 1), after draft-cardwell-iccrg-bbr-congestion-control-00
+and Linux's ``net/ipv4/tcp_bbr.c``: a model of the path instead of a reaction to loss.
+
+BBR estimates the bottleneck bandwidth (``btl_bw``: the largest delivery rate
+of the last ``BW_WINDOW_ROUNDS`` round trips) and the round-trip propagation
+time (``rt_prop``: the least RTT of the last ``RTPROP_WINDOW`` seconds) and
+keeps ``cwnd_gain * btl_bw * rt_prop`` (the bandwidth-delay product, BDP)
+plus a few TSO super-segments in flight. A random loss changes neither
+estimate, so unlike Reno and CUBIC (RFC 5681, RFC 9438) it does not shrink
+the window: on a lossy path with room to spare it keeps the pipe full.
+
+The phases (draft §4.3): STARTUP doubles the delivery rate each round
+(cwnd gain 2/ln 2) until three rounds in a row grew it by less than 25%;
+DRAIN lets the queue STARTUP built drain (cwnd down to one BDP); PROBE_BW
+keeps two BDPs in flight; PROBE_RTT, when ``rt_prop`` has not been refreshed
+for ten seconds, holds four segments in flight for 200 ms and one round
+trip so the queue empties and the true propagation time shows.
+
+Loss (draft §4.5.4): the first round of a recovery conserves packets (the
+window is what is in flight plus what was just delivered), after it the
+window regrows to its target; when recovery ends the window is restored to
+at least what it was. After a retransmission timeout the window is one
+segment and regrows by what is delivered, as Linux does.
+
+Difference from the draft and Linux: the core has no pacing timer, so this
+BBR is window-limited only (the pacing gains of DRAIN and PROBE_BW's cycle
+do not exist; DRAIN drains through the window). Linux paces (internally or
+with fq).
+
+The samples come from ``on_delivery`` (called by the connection on every
+ACK, after ``on_ack``): the bytes now SACKed, the bytes in flight, the RTT of
+the latest delivered segment and whether the application, not the window,
+limited the flight. A round trip ends when the bytes delivered reach what
+was in flight when it began; its delivery rate is one bandwidth sample (an
+application-limited round only counts when it raises the estimate).
+"""
+
+from __future__ import annotations
+
+from tcpstack.core.congestion import INFINITE_SSTHRESH, initial_window
+
+# draft §4.3.1 / tcp_bbr.c: the gains.
+HIGH_GAIN = 2.885                 # 2/ln(2): doubles the delivery rate each round
+PROBE_BW_CWND_GAIN = 2.0
+DRAIN_CWND_GAIN = 1.0             # no pacing: DRAIN drains through the window
+# tcp_bbr.c bbr_full_bw_thresh / bbr_full_bw_cnt: the pipe is full when three
+# rounds in a row grew the bandwidth by less than 25%.
+FULL_BW_GROWTH = 1.25
+FULL_BW_ROUNDS = 3
+BW_WINDOW_ROUNDS = 10             # bbr_bw_rtts: the max filter's length
+RTPROP_WINDOW = 10.0              # bbr_min_rtt_win_sec
+PROBE_RTT_TIME = 0.2              # bbr_probe_rtt_mode_ms
+MIN_PIPE_SEGMENTS = 4             # bbr_cwnd_min_target
+# tcp_bbr.c bbr_quantization_budget: three TSO super-segments on top of the
+# BDP, each as much as 1 ms at the estimated rate, at most 64 KB (GSO's
+# limit), at least two segments.
+TSO_BUDGET_SEGMENTS = 3
+TSO_GOAL_TIME = 0.001
+TSO_GOAL_MAX = 65536
+# tcp_bbr.c bbr_update_ack_aggregation: ACKs that come in bursts (a stretch
+# ACK, a batch read at once) deliver more than the bandwidth estimate says in
+# the time they cover; the largest such excess of the last 5-10 rounds is
+# kept in flight as well (gain 1), at most 100 ms at the estimated rate and
+# at most the window itself each time.
+EXTRA_ACKED_ROUNDS = 5            # bbr_extra_acked_win_rtts (two slots: 5-10 rounds)
+EXTRA_ACKED_MAX_TIME = 0.1        # bbr_extra_acked_max_us
+
+STARTUP, DRAIN, PROBE_BW, PROBE_RTT = "startup", "drain", "probe_bw", "probe_rtt"
+
+
+class Bbr:
+    """BBR v1, window-limited. ``cwnd`` and ``ssthresh`` in bytes, as the other
+    controllers; ``ssthresh`` stays "infinite" (BBR has none)."""
+
+    name = "bbr"
+    samples_delivery = True
+
+    __slots__ = ("_acked", "_conservation_round", "_delivered", "_epoch_acked", "_epoch_start",
+                 "_extra_acked", "_extra_round", "_full_bw", "_full_bw_rounds",
+                 "_prior_cwnd", "_probe_rtt_done", "_round", "_round_app_limited",
+                 "_round_delivered", "_round_end", "_round_start", "_rt_prop_stamp",
+                 "_samples", "btl_bw", "cwnd", "min_ssthresh", "mode", "mss", "rt_prop",
+                 "ssthresh")
+
+    def __init__(self, mss: int, min_ssthresh_segments: int = MIN_PIPE_SEGMENTS) -> None:
+        if mss <= 0:
+            raise ValueError(f"mss must be positive, got {mss}")
+        self.mss = mss
+        self.min_ssthresh = MIN_PIPE_SEGMENTS * mss
+        self.cwnd = initial_window(mss)
+        self.ssthresh = INFINITE_SSTHRESH
+        self.mode = STARTUP
+        self.btl_bw = 0.0                 # bytes per second
+        self.rt_prop: float | None = None
+        self._rt_prop_stamp = 0.0
+        self._samples: list[tuple[int, float]] = []   # (round, delivery rate)
+        self._acked = 0                   # bytes cumulatively acknowledged
+        self._delivered = 0               # ... plus those SACKed now
+        self._round = 0
+        self._round_end = 0               # the round ends when delivered reaches this
+        self._round_start: float | None = None
+        self._round_delivered = 0
+        self._round_app_limited = False
+        self._full_bw = 0.0
+        self._full_bw_rounds = 0
+        self._conservation_round = -1     # packet conservation lasts until this round ends
+        self._prior_cwnd = 0
+        self._probe_rtt_done: float | None = None
+        self._epoch_start = 0.0           # the ACK aggregation epoch
+        self._epoch_acked = 0
+        self._extra_acked = [0, 0]        # two slots of EXTRA_ACKED_ROUNDS rounds each
+        self._extra_round = 0
+
+    # -- the model ---------------------------------------------------------------
+    def bdp(self, gain: float) -> int:
+        """``gain`` bandwidth-delay products plus the TSO budget, in bytes
+        (the initial window while there is no estimate yet)."""
+        if self.rt_prop is None or not self.btl_bw:
+            return initial_window(self.mss)
+        goal = min(max(self.btl_bw * TSO_GOAL_TIME, 2 * self.mss), TSO_GOAL_MAX)
+        target = int(gain * self.btl_bw * self.rt_prop + TSO_BUDGET_SEGMENTS * goal)
+        if self.mode is not STARTUP:
+            target += int(min(max(self._extra_acked), self.btl_bw * EXTRA_ACKED_MAX_TIME))
+        return max(target, MIN_PIPE_SEGMENTS * self.mss)
+
+    def _gain(self) -> float:
+        mode = self.mode
+        if mode is STARTUP:
+            return HIGH_GAIN
+        return DRAIN_CWND_GAIN if mode is DRAIN else PROBE_BW_CWND_GAIN
+
+    def on_delivery(self, now: float, sacked: int, inflight: int, rtt: float | None,
+                    app_limited: bool) -> None:
+        """One ACK's sample: update the model, then the mode and the window."""
+        delivered = self._acked + sacked
+        if delivered > self._delivered:
+            if self.btl_bw:
+                self._aggregation(now, delivered - self._delivered)
+            self._delivered = delivered
+        if rtt is not None and rtt > 0 and (
+                self.rt_prop is None or rtt <= self.rt_prop
+                or now - self._rt_prop_stamp > RTPROP_WINDOW):
+            if self.rt_prop is not None and rtt > self.rt_prop and self.mode is not PROBE_RTT:
+                self._enter_probe_rtt(now)       # the estimate expired: measure it again
+            self.rt_prop = rtt
+            self._rt_prop_stamp = now
+        if app_limited:
+            self._round_app_limited = True
+        if self._round_start is None:
+            self._start_round(now, inflight)
+        elif self._delivered >= self._round_end:
+            self._end_round(now, inflight)
+        self._update_mode(now, inflight)
+        self._set_cwnd(inflight)
+
+    def _aggregation(self, now: float, newly: int) -> None:
+        """tcp_bbr.c bbr_update_ack_aggregation: how much more this epoch of
+        ACKs delivered than ``btl_bw`` explains."""
+        expected = self.btl_bw * (now - self._epoch_start)
+        if self._epoch_acked <= expected:
+            self._epoch_start = now           # ACKs at or below the rate: a new epoch
+            self._epoch_acked = 0
+            expected = 0.0
+        self._epoch_acked += newly
+        extra = min(int(self._epoch_acked - expected), self.cwnd)
+        slot = self._round // EXTRA_ACKED_ROUNDS % 2
+        if slot != self._extra_round:
+            self._extra_round = slot
+            self._extra_acked[slot] = 0
+        if extra > self._extra_acked[slot]:
+            self._extra_acked[slot] = extra
+
+    def _start_round(self, now: float, inflight: int) -> None:
+        self._round_start = now
+        self._round_delivered = self._delivered
+        self._round_end = self._delivered + max(inflight, 1)
+        self._round_app_limited = False
+
+    def _end_round(self, now: float, inflight: int) -> None:
+        """draft §4.5.2: one delivery rate sample per round trip, the max filter."""
+        assert self._round_start is not None
+        elapsed = now - self._round_start
+        self._round += 1
+        if elapsed > 0:
+            rate = (self._delivered - self._round_delivered) / elapsed
+            if not self._round_app_limited or rate >= self.btl_bw:
+                samples = self._samples
+                samples.append((self._round, rate))
+                horizon = self._round - BW_WINDOW_ROUNDS
+                while samples and samples[0][0] <= horizon:
+                    samples.pop(0)
+                self.btl_bw = max(rate for _, rate in samples)
+        if self.mode is STARTUP and not self._round_app_limited:
+            # draft §4.3.2.2: is the pipe full?
+            if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:
+                self._full_bw = self.btl_bw
+                self._full_bw_rounds = 0
+            else:
+                self._full_bw_rounds += 1
+                if self._full_bw_rounds >= FULL_BW_ROUNDS:
+                    self.mode = DRAIN
+        self._start_round(now, inflight)
+
+    def _update_mode(self, now: float, inflight: int) -> None:
+        mode = self.mode
+        if mode is DRAIN and inflight <= self.bdp(1.0):
+            self.mode = PROBE_BW                 # draft §4.3.3: the queue is gone
+        elif (mode is PROBE_RTT and self._probe_rtt_done is not None
+              and now >= self._probe_rtt_done and inflight <= MIN_PIPE_SEGMENTS * self.mss):
+            self._probe_rtt_done = None
+            self._rt_prop_stamp = now
+            self.mode = PROBE_BW if self._full_bw_rounds >= FULL_BW_ROUNDS else STARTUP
+            self.cwnd = max(self.cwnd, self._prior_cwnd)
+
+    def _enter_probe_rtt(self, now: float) -> None:
+        """draft §4.3.4: hold four segments in flight for 200 ms."""
+        self._prior_cwnd = max(self._prior_cwnd, self.cwnd)
+        self.mode = PROBE_RTT
+        self._probe_rtt_done = now + PROBE_RTT_TIME
+
+    def _set_cwnd(self, inflight: int) -> None:
+        """draft §4.2.3.5 / tcp_bbr.c bbr_set_cwnd."""
+        if self.mode is PROBE_RTT:
+            self.cwnd = MIN_PIPE_SEGMENTS * self.mss
+            return
+        if self._round <= self._conservation_round:
+            self.cwnd = max(self.cwnd, inflight + self.mss)   # packet conservation
+            return
+        target = self.bdp(self._gain())
+        if self._full_bw_rounds >= FULL_BW_ROUNDS or self.mode is not STARTUP:
+            self.cwnd = max(min(self.cwnd, target), MIN_PIPE_SEGMENTS * self.mss)
+
+    # -- the events every controller takes --------------------------------------------
+    def on_ack(self, acked_bytes: int, now: float, srtt: float | None, in_recovery: bool) -> None:
+        """New data acknowledged: count it; grow towards the target (the target
+        itself is applied in ``on_delivery``)."""
+        if acked_bytes <= 0:
+            return
+        self._acked += acked_bytes
+        if self.mode is not PROBE_RTT:
+            target = self.bdp(self._gain())
+            # tcp_bbr.c bbr_set_cwnd: grow while below the target (and through
+            # the first window, before there is a model).
+            if self.cwnd < target or self._acked < initial_window(self.mss):
+                self.cwnd += acked_bytes
+
+    def on_enter_recovery(self, now: float, flight_size: int) -> None:
+        """draft §4.5.4: remember the window; conserve packets for one round."""
+        self._prior_cwnd = self.cwnd
+        self._conservation_round = self._round
+        self.cwnd = max(flight_size, MIN_PIPE_SEGMENTS * self.mss)
+
+    def on_exit_recovery(self, now: float) -> None:
+        self._conservation_round = -1
+        self.cwnd = max(self.cwnd, self._prior_cwnd)
+
+    def on_rto(self, now: float, flight_size: int) -> None:
+        """As Linux (tcp_enter_loss): one segment, regrowing by what is delivered."""
+        self._prior_cwnd = max(self._prior_cwnd, self.cwnd)
+        self._conservation_round = -1
+        self.cwnd = self.mss
+
+    def on_idle_restart(self, now: float, rto: float) -> None:
+        """draft §4.2.3.4: after idle BBR keeps its window (it would pace at
+        the estimated rate); nothing to do without pacing."""
+
+    def __repr__(self) -> str:
+        return (f"Bbr(mode={self.mode}, cwnd={self.cwnd}, btl_bw={self.btl_bw:.0f}, "
+                f"rt_prop={self.rt_prop}, mss={self.mss})")
