@@ -58,6 +58,12 @@ MIN_MSS = 64
 # descriptor stays readable, so the loop comes back for the rest at once.
 READ_BUDGET = 512
 
+# Busy polling: a reader whose reads keep being answered while it spins never
+# hands control back to the event loop. After this long without a loop
+# iteration the next read waits on the loop as usual, so that other tasks,
+# the timers and the driver's own kicked passes get their turn.
+BUSY_POLL_YIELD = 0.001
+
 
 def _pushed(packet: bytes | memoryview) -> bool:
     """Whether ``packet`` is a TCP segment with PSH set (IPv6: without extension headers)."""
@@ -119,6 +125,7 @@ class StackDriver:
         self._wire_size = int(getattr(link, "mtu", 0) or 0)
         # Busy polling (off at 0): seconds a reader about to wait may spin on the link.
         self.busy_poll_time = busy_poll if self._readable is not None else 0.0
+        self._busy_since: float | None = None   # first busy poll answered since the loop ran
         # Software GRO: consecutive data segments read in one wake-up reach
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
@@ -204,22 +211,36 @@ class StackDriver:
         the time is up. What Linux's ``SO_BUSY_POLL`` / ``net.core.busy_read``
         does for a blocking read: the response is taken in while the caller
         still runs, with no sleep, wake-up or extra loop iteration in between,
-        at the price of a core kept busy meanwhile (and the loop's other
-        callbacks and timers held back, at most that long). Off unless asked for.
+        at the price of a core kept busy meanwhile and the loop's other
+        callbacks and timers held back: at most ``busy_poll_time`` per read,
+        and once the loop has not run for ``BUSY_POLL_YIELD`` no spinning
+        until it has. Off unless asked for.
         """
         readable = self._readable
         if (not self.busy_poll_time or readable is None or not self._running
-                or self._in_pass):
+                or self._in_pass or self._loop is None):
             return False
         clock = time.perf_counter
-        end = clock() + self.busy_poll_time
+        start = clock()
+        since = self._busy_since
+        if since is not None and start - since > BUSY_POLL_YIELD:
+            return False                # the loop's turn first (_loop_turned resets)
+        end = start + self.busy_poll_time
         while True:
             if readable():
                 self._on_readable()
                 if done():
+                    if since is None:
+                        # Answered without the loop running: note when this
+                        # began, and learn when the loop runs again.
+                        self._busy_since = start
+                        self._loop.call_soon(self._loop_turned)
                     return True
             if clock() >= end:
                 return False
+
+    def _loop_turned(self) -> None:
+        self._busy_since = None
 
     # -- the service pass --------------------------------------------------
 

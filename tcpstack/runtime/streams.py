@@ -165,7 +165,9 @@ class TcpStreamReader:
             if self._exc is not None:
                 raise self._exc
             return
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        # The transport's loop: asyncio.get_running_loop() costs a getpid(2) per call.
+        waiter = self._waiter = (transport.create_future() if transport is not None
+                                 else asyncio.get_running_loop().create_future())
         self._waiting = kind
         try:
             await waiter
@@ -403,6 +405,10 @@ class TcpTransport(asyncio.Transport):
         # An accepted connection may already hold data, a FIN or an error that
         # the core reported before anyone watched it: take them in now.
         self._on_change()
+
+    def create_future(self) -> asyncio.Future[None]:
+        """A future of the transport's loop (the reader's waits)."""
+        return self._loop.create_future()
 
     # -- asyncio.BaseTransport / ReadTransport -----------------------------
 
