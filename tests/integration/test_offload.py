@@ -217,6 +217,32 @@ def test_faults_meet_every_wire_piece_of_the_offloaded_super_segments(
     run_async(body(), timeout=120)
 
 
+def test_delayed_reordered_and_duplicated_pieces_over_offloads(netns_name: str,
+                                                               kernel: Kernel) -> None:
+    """Delay, jitter, reordering and duplication per wire piece with the offloads
+    on: held pieces wait in the runtime and leave (or arrive) when due, the
+    driver wakes for them; both streams arrive whole."""
+    down, up = _payload(2 << 20), _payload(2 << 20)
+    spec = "delay=2ms,jitter=1ms,reorder=2%,dup=1%,seed=3"
+
+    async def body() -> None:
+        async with tcpstack.Stack(netns=netns_name, fault=spec) as stack:
+            assert stack.link.offload is True
+            assert await _receive_all(stack, kernel, 9009, down) == down
+            assert await _send_all(stack, kernel, 9010, up) == hashlib.sha256(up).hexdigest()
+            for injector in (stack.driver.link.egress, stack.driver.link.ingress):
+                counters = injector.counters
+                assert counters.reordered > 0 and counters.duplicated > 0
+                assert counters.delayed == counters.packets        # every piece waited
+            assert stack.link.tx_gso_packets > 0 and stack.link.rx_gso_packets > 0
+            wire = stack.driver._wire_faults
+            assert wire is not None
+            await asyncio.sleep(0.05)          # past any piece's delay (at most ~5 ms)
+            assert wire.held() == 0            # the driver woke for every held piece
+
+    run_async(body(), timeout=120)
+
+
 def test_faults_with_a_capture_run_on_wire_sized_packets(netns_name: str, kernel: Kernel,
                                                          tmp_path: object) -> None:
     """With a capture the offloads are off, so the capture shows every wire
