@@ -76,18 +76,18 @@ class Bbr:
     samples_delivery = True
 
     __slots__ = ("_acked", "_conservation_round", "_delivered", "_epoch_acked", "_epoch_start",
-                 "_extra_acked", "_extra_round", "_full_bw", "_full_bw_rounds",
-                 "_prior_cwnd", "_probe_rtt_done", "_round", "_round_app_limited",
-                 "_round_delivered", "_round_end", "_round_start", "_rt_prop_stamp",
-                 "_samples", "btl_bw", "cwnd", "min_ssthresh", "mode", "mss", "rt_prop",
-                 "ssthresh")
+                 "_extra_acked", "_extra_max", "_extra_slot", "_floor", "_full_bw",
+                 "_full_bw_rounds", "_iw", "_prior_cwnd", "_probe_rtt_done", "_round",
+                 "_round_app_limited", "_round_delivered", "_round_end", "_round_start",
+                 "_rt_prop_stamp", "_samples", "_target", "btl_bw", "cwnd", "min_ssthresh",
+                 "mode", "mss", "rt_prop", "ssthresh")
 
     def __init__(self, mss: int, min_ssthresh_segments: int = MIN_PIPE_SEGMENTS) -> None:
         if mss <= 0:
             raise ValueError(f"mss must be positive, got {mss}")
         self.mss = mss
-        self.min_ssthresh = MIN_PIPE_SEGMENTS * mss
-        self.cwnd = initial_window(mss)
+        self.min_ssthresh = self._floor = MIN_PIPE_SEGMENTS * mss
+        self.cwnd = self._iw = initial_window(mss)
         self.ssthresh = INFINITE_SSTHRESH
         self.mode = STARTUP
         self.btl_bw = 0.0                 # bytes per second
@@ -109,25 +109,29 @@ class Bbr:
         self._epoch_start = 0.0           # the ACK aggregation epoch
         self._epoch_acked = 0
         self._extra_acked = [0, 0]        # two slots of EXTRA_ACKED_ROUNDS rounds each
-        self._extra_round = 0
+        self._extra_slot = 0
+        self._extra_max = 0
+        self._target = self._iw           # bdp(gain of the mode), kept current by _retarget
 
     # -- the model ---------------------------------------------------------------
     def bdp(self, gain: float) -> int:
-        """``gain`` bandwidth-delay products plus the TSO budget, in bytes
-        (the initial window while there is no estimate yet)."""
-        if self.rt_prop is None or not self.btl_bw:
-            return initial_window(self.mss)
-        goal = min(max(self.btl_bw * TSO_GOAL_TIME, 2 * self.mss), TSO_GOAL_MAX)
-        target = int(gain * self.btl_bw * self.rt_prop + TSO_BUDGET_SEGMENTS * goal)
+        """``gain`` bandwidth-delay products plus the TSO budget (and, after
+        STARTUP, the ACK aggregation excess), in bytes; the initial window
+        while there is no estimate yet."""
+        btl_bw = self.btl_bw
+        if self.rt_prop is None or not btl_bw:
+            return self._iw
+        goal = min(max(btl_bw * TSO_GOAL_TIME, 2 * self.mss), TSO_GOAL_MAX)
+        target = int(gain * btl_bw * self.rt_prop + TSO_BUDGET_SEGMENTS * goal)
         if self.mode is not STARTUP:
-            target += int(min(max(self._extra_acked), self.btl_bw * EXTRA_ACKED_MAX_TIME))
-        return max(target, MIN_PIPE_SEGMENTS * self.mss)
+            target += int(min(self._extra_max, btl_bw * EXTRA_ACKED_MAX_TIME))
+        return max(target, self._floor)
 
-    def _gain(self) -> float:
+    def _retarget(self) -> None:
+        """The model or the mode changed: the window's target follows."""
         mode = self.mode
-        if mode is STARTUP:
-            return HIGH_GAIN
-        return DRAIN_CWND_GAIN if mode is DRAIN else PROBE_BW_CWND_GAIN
+        self._target = self.bdp(HIGH_GAIN if mode is STARTUP else
+                                DRAIN_CWND_GAIN if mode is DRAIN else PROBE_BW_CWND_GAIN)
 
     def on_delivery(self, now: float, sacked: int, inflight: int, rtt: float | None,
                     app_limited: bool) -> None:
@@ -137,21 +141,43 @@ class Bbr:
             if self.btl_bw:
                 self._aggregation(now, delivered - self._delivered)
             self._delivered = delivered
-        if rtt is not None and rtt > 0 and (
-                self.rt_prop is None or rtt <= self.rt_prop
-                or now - self._rt_prop_stamp > RTPROP_WINDOW):
-            if self.rt_prop is not None and rtt > self.rt_prop and self.mode is not PROBE_RTT:
-                self._enter_probe_rtt(now)       # the estimate expired: measure it again
-            self.rt_prop = rtt
-            self._rt_prop_stamp = now
+        if rtt is not None and rtt > 0:
+            rt_prop = self.rt_prop
+            if rt_prop is None or rtt < rt_prop:
+                self.rt_prop = rtt
+                self._rt_prop_stamp = now
+                self._retarget()
+            elif rtt == rt_prop:
+                self._rt_prop_stamp = now
+            elif now - self._rt_prop_stamp > RTPROP_WINDOW:
+                # The estimate expired: take the new one, measure it again.
+                self.rt_prop = rtt
+                self._rt_prop_stamp = now
+                if self.mode is not PROBE_RTT:
+                    self._enter_probe_rtt(now)
+                self._retarget()
         if app_limited:
             self._round_app_limited = True
         if self._round_start is None:
             self._start_round(now, inflight)
         elif self._delivered >= self._round_end:
             self._end_round(now, inflight)
-        self._update_mode(now, inflight)
-        self._set_cwnd(inflight)
+        mode = self.mode
+        if mode is DRAIN:
+            if inflight <= self._target:         # the target is one BDP in DRAIN
+                self.mode = PROBE_BW             # draft §4.3.3: the queue is gone
+                self._retarget()
+        elif mode is PROBE_RTT:
+            self._probe_rtt(now, inflight)
+            return
+        # draft §4.2.3.5 / tcp_bbr.c bbr_set_cwnd (growth itself is in on_ack).
+        if self._round <= self._conservation_round:
+            if inflight + self.mss > self.cwnd:
+                self.cwnd = inflight + self.mss  # packet conservation
+        elif self.mode is not STARTUP or self._full_bw_rounds >= FULL_BW_ROUNDS:
+            target = self._target
+            if self.cwnd > target:
+                self.cwnd = target
 
     def _aggregation(self, now: float, newly: int) -> None:
         """tcp_bbr.c bbr_update_ack_aggregation: how much more this epoch of
@@ -162,13 +188,17 @@ class Bbr:
             self._epoch_acked = 0
             expected = 0.0
         self._epoch_acked += newly
-        extra = min(int(self._epoch_acked - expected), self.cwnd)
-        slot = self._round // EXTRA_ACKED_ROUNDS % 2
-        if slot != self._extra_round:
-            self._extra_round = slot
-            self._extra_acked[slot] = 0
-        if extra > self._extra_acked[slot]:
-            self._extra_acked[slot] = extra
+        extra = int(self._epoch_acked - expected)
+        if extra > self.cwnd:
+            extra = self.cwnd
+        slots = self._extra_acked
+        slot = self._extra_slot
+        if extra > slots[slot]:
+            slots[slot] = extra
+            if extra > self._extra_max:
+                self._extra_max = extra
+                if self.mode is not STARTUP:
+                    self._retarget()
 
     def _start_round(self, now: float, inflight: int) -> None:
         self._round_start = now
@@ -199,50 +229,42 @@ class Bbr:
                 self._full_bw_rounds += 1
                 if self._full_bw_rounds >= FULL_BW_ROUNDS:
                     self.mode = DRAIN
+        if self._round % EXTRA_ACKED_ROUNDS == 0:
+            # The aggregation filter's other slot starts over (5-10 rounds kept).
+            self._extra_slot ^= 1
+            self._extra_acked[self._extra_slot] = 0
+            self._extra_max = max(self._extra_acked)
+        self._retarget()
         self._start_round(now, inflight)
 
-    def _update_mode(self, now: float, inflight: int) -> None:
-        mode = self.mode
-        if mode is DRAIN and inflight <= self.bdp(1.0):
-            self.mode = PROBE_BW                 # draft §4.3.3: the queue is gone
-        elif (mode is PROBE_RTT and self._probe_rtt_done is not None
-              and now >= self._probe_rtt_done and inflight <= MIN_PIPE_SEGMENTS * self.mss):
+    def _probe_rtt(self, now: float, inflight: int) -> None:
+        """draft §4.3.4: four segments in flight for 200 ms, then back."""
+        if (self._probe_rtt_done is not None and now >= self._probe_rtt_done
+                and inflight <= self._floor):
             self._probe_rtt_done = None
             self._rt_prop_stamp = now
             self.mode = PROBE_BW if self._full_bw_rounds >= FULL_BW_ROUNDS else STARTUP
+            self._retarget()
             self.cwnd = max(self.cwnd, self._prior_cwnd)
+        else:
+            self.cwnd = self._floor
 
     def _enter_probe_rtt(self, now: float) -> None:
-        """draft §4.3.4: hold four segments in flight for 200 ms."""
         self._prior_cwnd = max(self._prior_cwnd, self.cwnd)
         self.mode = PROBE_RTT
         self._probe_rtt_done = now + PROBE_RTT_TIME
-
-    def _set_cwnd(self, inflight: int) -> None:
-        """draft §4.2.3.5 / tcp_bbr.c bbr_set_cwnd."""
-        if self.mode is PROBE_RTT:
-            self.cwnd = MIN_PIPE_SEGMENTS * self.mss
-            return
-        if self._round <= self._conservation_round:
-            self.cwnd = max(self.cwnd, inflight + self.mss)   # packet conservation
-            return
-        target = self.bdp(self._gain())
-        if self._full_bw_rounds >= FULL_BW_ROUNDS or self.mode is not STARTUP:
-            self.cwnd = max(min(self.cwnd, target), MIN_PIPE_SEGMENTS * self.mss)
+        self.cwnd = self._floor
 
     # -- the events every controller takes --------------------------------------------
     def on_ack(self, acked_bytes: int, now: float, srtt: float | None, in_recovery: bool) -> None:
-        """New data acknowledged: count it; grow towards the target (the target
-        itself is applied in ``on_delivery``)."""
+        """New data acknowledged: count it; grow towards the target (applied in
+        ``on_delivery``). tcp_bbr.c bbr_set_cwnd: grow while below the target,
+        and through the first window, before there is a model."""
         if acked_bytes <= 0:
             return
         self._acked += acked_bytes
-        if self.mode is not PROBE_RTT:
-            target = self.bdp(self._gain())
-            # tcp_bbr.c bbr_set_cwnd: grow while below the target (and through
-            # the first window, before there is a model).
-            if self.cwnd < target or self._acked < initial_window(self.mss):
-                self.cwnd += acked_bytes
+        if self.mode is not PROBE_RTT and (self.cwnd < self._target or self._acked < self._iw):
+            self.cwnd += acked_bytes
 
     def on_enter_recovery(self, now: float, flight_size: int) -> None:
         """draft §4.5.4: remember the window; conserve packets for one round."""
