@@ -281,6 +281,26 @@ class TcpStreamReader:
         if n == 0:
             return b""
         buf = self._buf
+        transport = self._transport
+        if transport is not None and n <= READ_PIECE:
+            # Nothing of the reader's own buffered and the connection holding
+            # exactly n bytes (a response): what pulling them all into the
+            # buffer and taking n out of it would return, without the trip
+            # through the buffer. Waiting meanwhile like read() (woken, not fed).
+            conn = transport.conn
+            while not buf and not self._eof and transport.is_reading():
+                available = conn.recv_available()
+                if available == n:
+                    data = transport._take(n)
+                    if len(data) == n:
+                        return data
+                    buf += data             # (reading stopped: the usual path decides)
+                    break
+                if available:
+                    break                   # less or more: through the buffer below
+                await self._wait("readexactly", _DIRECT)
+                if self._exc is not None:
+                    raise self._exc
         while len(buf) < n:
             if self._eof:
                 incomplete = bytes(buf)

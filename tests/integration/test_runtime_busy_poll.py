@@ -5,6 +5,7 @@ back to the event loop; off by default, where the read waits on the loop."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 
@@ -65,7 +66,7 @@ def test_a_busy_polling_read_takes_the_response_without_yielding(
     # the loop has not run for BUSY_POLL_YIELD a read waits on it -- never
     # two in a row, since the loop then runs again.
     assert not yielded[0], yielded
-    assert not any(a and b for a, b in zip(yielded, yielded[1:])), yielded
+    assert not any(a and b for a, b in itertools.pairwise(yielded)), yielded
 
 
 def test_other_tasks_run_while_a_reader_busy_polls(netns_name: str, kernel: Kernel) -> None:
