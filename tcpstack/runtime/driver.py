@@ -14,7 +14,8 @@ MSS-sized packets itself (software GSO, ``wire.segment_packets``); with
 core sees them (software GRO, ``runtime.gro``).
 Application calls between wake-ups (``close``, reads that reopen the
 window...) only ``kick()`` the driver, which runs one such service pass on the
-next loop iteration; a ``write`` runs the pass at once (``service_now()``),
+next loop iteration (or none, when another pass ran first: a write's, a
+wake-up's); a ``write`` runs the pass at once (``service_now()``),
 so the data leaves before the writer awaits anything, as a socket's ``send``
 would. A kick from inside a pass (an owner reacting) needs no pass of its
 own: the running one writes and re-arms after the owners are done.
@@ -245,9 +246,11 @@ class StackDriver:
     # -- the service pass --------------------------------------------------
 
     def _kicked_service(self) -> None:
-        self._kicked = False
-        if self._running:
-            self._service()
+        # A pass that ran since the kick (a write's, a wake-up's) did what it asked.
+        if self._kicked:
+            self._kicked = False
+            if self._running:
+                self._service()
 
     def _on_readable(self) -> None:
         now = self.clock()
@@ -277,6 +280,7 @@ class StackDriver:
         # bounded number of times before writing out the batch.
         self._in_pass = True
         self._kick_in_pass = False
+        self._kicked = False            # a kick waiting for its pass gets this one
         settled = False
         try:
             for _ in range(4):
