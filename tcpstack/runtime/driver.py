@@ -354,6 +354,10 @@ class StackDriver:
         self.counters["link_rx_packets"] += 1
         if self.pcap is not None:
             self.pcap.write(bytes(packet), time.time())
+        wire = self._wire_faults
+        if wire is not None and _ip_not_tcp(packet):
+            wire.receive_other(packet, now, self._dispatch)   # TCP meets them in pieces
+            return
         self._dispatch(packet, now, verify)
 
     def _dispatch(self, packet: bytes | memoryview, now: float, verify: bool = True) -> None:
@@ -539,3 +543,11 @@ class StackDriver:
         if deadline is not None:
             # loop.time() is time.monotonic(), the clock we hand the core.
             self._timer = self._loop.call_at(deadline, self._on_timer)
+
+
+def _ip_not_tcp(packet: bytes | memoryview) -> bool:
+    """An IPv4 or IPv6 packet whose (first) protocol is not TCP."""
+    version = packet[0] >> 4 if packet else 0
+    if version == IPV4_VERSION:
+        return len(packet) >= 20 and packet[9] != PROTO_TCP
+    return version == IPV6_VERSION and len(packet) >= 40 and packet[6] != PROTO_TCP

@@ -15,7 +15,8 @@ wire-sized piece of a super-segment, without ever building the piece:
 - **in**: a GSO packet from the kernel is cut where the sender's TSO would
   have cut it (the MTU less the headers); what survives reaches the core as
   segments holding views of the packet (no copy), a corrupted piece is
-  counted as a checksum failure (``drop_bad_checksum``) and dropped.
+  counted as a checksum failure (``drop_bad_checksum``) and dropped. A
+  packet that is not TCP (ICMP, a ping) meets the faults whole.
 
 The faults are the same as on the packet path with the same seed and the same
 pieces: loss, duplication, reordering, corruption, delay, jitter and rate all
@@ -105,7 +106,7 @@ class WireFaults:
         self.deliver = deliver
         self.counters = counters
         self._held_out: list[tuple[float, int, Callable[[], None]]] = []
-        self._held_in: list[tuple[float, int, str, str, TcpSegment]] = []
+        self._held_in: list[tuple[float, int, Callable[[float], None]]] = []
         self._order = itertools.count()
 
     # -- out -----------------------------------------------------------------------
@@ -173,7 +174,33 @@ class WireFaults:
                 if due <= now:
                     self.deliver(src, dst, part, now)
                 else:
-                    heapq.heappush(self._held_in, (due, next(self._order), src, dst, part))
+                    heapq.heappush(self._held_in, (due, next(self._order), _arrival(
+                        self.deliver, src, dst, part)))
+
+    def receive_other(self, packet: bytes | memoryview, now: float,
+                      deliver: Callable[[bytes | memoryview, float], None]) -> None:
+        """A packet that is not TCP (ICMP, UDP...) meets the ingress faults whole,
+        as on the packet path; a corrupted one goes on with its bit flipped (its
+        own checksum catches it)."""
+        injector = self.ingress
+        if injector is None:
+            deliver(packet, now)
+            return
+        version = packet[0] >> 4 if packet else 0
+        start = (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else 0
+        dues, bit = injector.decide(len(packet), now, start)
+        if bit >= 0:
+            mutable = bytearray(packet)
+            mutable[bit >> 3] ^= 0x80 >> (bit & 7)
+            packet = bytes(mutable)
+        elif dues and dues[-1] > now:
+            packet = bytes(packet)          # a view of a read buffer must not wait
+        for due in dues:
+            if due <= now:
+                deliver(packet, now)
+            else:
+                heapq.heappush(self._held_in, (due, next(self._order),
+                                               _later_with_time(deliver, packet)))
 
     # -- held pieces ---------------------------------------------------------------
 
@@ -188,8 +215,7 @@ class WireFaults:
             heapq.heappop(out)[2]()
         held = self._held_in
         while held and held[0][0] <= now:
-            _, _, src, dst, seg = heapq.heappop(held)
-            self.deliver(src, dst, seg, now)
+            heapq.heappop(held)[2](now)
 
     def held(self) -> int:
         return len(self._held_out) + len(self._held_in)
@@ -197,3 +223,12 @@ class WireFaults:
 
 def _later(write: Callable[..., None], *args: Any) -> Callable[[], None]:
     return lambda: write(*args)
+
+
+def _arrival(deliver: Deliver, src: str, dst: str, seg: TcpSegment) -> Callable[[float], None]:
+    return lambda now: deliver(src, dst, seg, now)
+
+
+def _later_with_time(deliver: Callable[[bytes | memoryview, float], None],
+                     packet: bytes | memoryview) -> Callable[[float], None]:
+    return lambda now: deliver(packet, now)
