@@ -344,13 +344,14 @@ class Connection(SendSide, ReceiveSide, HeaderPrediction, IcmpSide):
         if self.state is FIN_WAIT_2_STATE:
             self._timers.arm(FIN_WAIT_2, now + self._cfg.fin_wait_2_timeout)
 
-    def abort(self, now: float) -> None:
-        """RFC 9293 §3.10.5 ABORT: RST to the peer, everything dropped."""
+    def abort(self, now: float, *, reset: bool = True, reason: str = "by the application") -> None:
+        """RFC 9293 §3.10.5 ABORT: RST to the peer (none with ``reset=False``), all dropped."""
         if self.state is CLOSED:
             return
-        self._send_rst_abort(now)
+        if reset:
+            self._send_rst_abort(now)
         if self.error is None:
-            self.error = TcpConnectionAborted("connection aborted by the application")
+            self.error = TcpConnectionAborted(f"connection aborted {reason}")
         self._terminate(now)
 
     def info(self) -> dict:

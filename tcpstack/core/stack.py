@@ -101,14 +101,21 @@ class Listener:
         return conn
 
     def close(self, now: float | None = None) -> None:
-        """Stop listening; connections not yet accepted are reset."""
+        """Stop listening. Connections established but not yet accepted are
+        reset; half-open ones (SYN-RECEIVED) are forgotten without a word, as
+        Linux does (``inet_csk_listen_stop``): under a SYN flood most of them
+        are spoofed, and a RST to each would be backscatter. A peer that does
+        answer our SYN-ACK then meets a closed port and gets its RST."""
         if self.closed:
             return
         self.closed = True
         stack = self._stack
         stack._listeners.pop(self.port, None)
         t = now if now is not None else 0.0
-        for conn in list(self._syn_queue) + list(self._accept_queue):
+        for conn in list(self._syn_queue):
+            stack._listener_of.pop(conn, None)
+            conn.abort(t, reset=False, reason="with its listener")
+        for conn in list(self._accept_queue):
             stack._listener_of.pop(conn, None)
             conn.abort(t)
         self._syn_queue.clear()
