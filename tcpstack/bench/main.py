@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the kernel baseline fd00:8::1 <-> fd00:8::2 (default IPv4)")
     parser.add_argument("--no-offload", action="store_true",
                         help="run tcpstack's TUN without virtio-net offloads (TSO/checksum)")
+    parser.add_argument("--busy-poll", type=positive_float, metavar="US",
+                        help="tcpstack's Stack(busy_poll=): a read about to wait spins on the "
+                        "TUN for up to US microseconds first, like SO_BUSY_POLL (default off)")
     parser.add_argument("--kernel-cc", metavar="NAME",
                         help="congestion control of the kernel sockets (the baseline and "
                         "tcpstack's peer), set inside the benchmark's namespaces; default: "
@@ -90,7 +93,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     connect_count=pick("connect_count", 2000),
                     idle_conns=pick("idle_conns", 10000),
                     idle_hold=QUICK["idle_hold"] if args.quick else 2.0,
-                    no_offload=args.no_offload, timeout=args.timeout, ipv6=args.ipv6)
+                    no_offload=args.no_offload, timeout=args.timeout, ipv6=args.ipv6,
+                    busy_poll_us=args.busy_poll or 0.0)
 
 
 def _log(message: str) -> None:
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                    "offload": bench.notes["offload"],
                    "no_offload_requested": settings.no_offload, "quick": args.quick,
                    "ip_version": 6 if settings.ipv6 else 4,
+                   "busy_poll_us": settings.busy_poll_us,
                    "bulk_mb": settings.bulk_bytes / MB, "loss_mb": settings.loss_bytes / MB,
                    "rr_count": settings.rr_count, "rr_warmup": settings.rr_warmup,
                    "connect_count": settings.connect_count, "idle_conns": settings.idle_conns,

@@ -90,7 +90,9 @@ def markdown(report: dict[str, Any]) -> str:
         + (f", load average {mach['load_before']:g} before / {mach['load_after']:g} after"
            if "load_before" in mach else ""),
         f"IPv{cfg.get('ip_version', 4)}; "
-        f"{offload_summary(cfg['offload'])}; median (min–max) of {cfg['runs']} runs; "
+        f"{offload_summary(cfg['offload'])}; "
+        + (f"busy polling {cfg['busy_poll_us']:g} µs; " if cfg.get("busy_poll_us") else "")
+        + f"median (min–max) of {cfg['runs']} runs; "
         f"bulk {cfg['bulk_mb']:g} MB, under loss {cfg['loss_mb']:g} MB; "
         f"{cfg['rr_count']} round trips; {cfg['connect_count']} connects; "
         f"{cfg['idle_conns']} idle connections"

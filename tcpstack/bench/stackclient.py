@@ -190,6 +190,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
     stack = Stack(netns=args.netns, tun=args.tun, addr=args.addr, tun_addr=args.tun_addr,
                   create_netns=False, fault=args.fault, linger=args.linger,
+                  busy_poll=args.busy_poll / 1e6,
                   options=ConnectionOptions(cc=args.cc), **offload_keywords(args.no_offload))
     async with stack:
         mode = offload_mode(stack)
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cc", default="cubic", choices=ALGORITHMS)
     parser.add_argument("--no-offload", action="store_true")
     parser.add_argument("--linger", type=float, default=2.0)
+    parser.add_argument("--busy-poll", type=float, default=0.0, metavar="US",
+                        help="Stack(busy_poll=): microseconds a waiting read may spin "
+                             "on the TUN (0: off)")
     parser.add_argument("--hurry", action="store_true",
                         help="reset what is still open at exit instead of closing it")
     parser.add_argument("--profile", metavar="FILE")

@@ -36,6 +36,7 @@ class Settings:
     timeout: float | None         # per program; None: derived from the workload's size
     ipv6: bool = False            # both sides over IPv6 (BenchNetwork.ipv6)
     stack_cc: str = "cubic"       # tcpstack's congestion control
+    busy_poll_us: float = 0.0     # tcpstack's Stack(busy_poll=), 0: off
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class Bench:
                     argv += ["--fault", fault]
                 if self.settings.no_offload:
                     argv.append("--no-offload")
+                if self.settings.busy_poll_us:
+                    argv += ["--busy-poll", f"{self.settings.busy_poll_us:g}"]
                 if profile:
                     argv += ["--profile", profile]
                 proc = self.procs.start(argv)

@@ -13,12 +13,13 @@ from tcpstack.core.errors import TcpConnectionAborted
 from tcpstack.core.events import TIMER_DELAYED_ACK
 from tcpstack.core.state import State
 from tcpstack.core.timers import DELAYED_ACK
-from tcpstack.seq import Seq, seq_diff
+from tcpstack.seq import Seq, seq_diff, wire_seq
 from tcpstack.wire.tcp import FIN, TcpSegment
 
 __all__ = ["RECV_STATES", "ReceiveSide"]
 
 _MASK = 0xFFFFFFFF
+_add = int.__add__
 
 # States in which segment text is accepted (RFC 9293 §3.10.7.4 seventh).
 RECV_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
@@ -38,7 +39,8 @@ class ReceiveSide:
         """
         rcv_nxt = self.rcv_nxt
         free = 0 if self._closed else self._rcv_cap - self._rcvbuf.nbytes
-        if free > 0 and self._ctx.memory_pressure():
+        ctx = self._ctx
+        if free > 0 and ctx.rcv_mem > ctx.config.rcv_mem_limit:   # ctx.memory_pressure()
             free = 0             # memory pressure: the window opens no further (edge kept)
         if rcv_nxt is self._wf_nxt and free == self._wf_free and self._rcv_adv is self._wf_adv:
             return self._wf_field                # nothing it depends on has changed
@@ -54,7 +56,7 @@ class ReceiveSide:
         field = win >> ws
         if field > 0xFFFF:
             field = 0xFFFF
-        right = Seq(int(rcv_nxt) + (field << ws))
+        right = wire_seq(_add(rcv_nxt, field << ws) & _MASK)
         if seq_diff(right, self._rcv_adv) > 0:
             self._rcv_adv = right
         self._wf_nxt = rcv_nxt

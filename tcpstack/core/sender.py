@@ -80,7 +80,9 @@ class SendSide:
         # new_options/new_segment: the same frozen instances as TcpOptions(...)
         # and TcpSegment(...), built faster (all fields positional).
         if self._ts_ok:
-            opts = new_options(None, None, False, sack, (self._tsval(now), self._ts_recent))
+            # TSval: tsval_at(now, self._ts_offset) (RFC 7323 §5.4), inline: every segment.
+            opts = new_options(None, None, False, sack,
+                               ((int(now * 1000) + self._ts_offset) & _MASK, self._ts_recent))
         elif sack:
             opts = new_options(None, None, False, sack, None)
         else:
@@ -337,7 +339,8 @@ class SendSide:
             # segment), and the "sample" would include every backoff. Karn's
             # rule for timestamps: use only an echo of the retransmission itself.
             if not rtt.backoffs or seq_diff(ts[1], self._rto_tsval) >= 0:
-                rtt.sample(((self._tsval(now) - ts[1]) & _MASK) / 1000)
+                # (now's TSval, tsval_at inline, less the echo: RFC 7323 §4.1)
+                rtt.sample(((int(now * 1000) + self._ts_offset - ts[1]) & _MASK) / 1000)
         elif self._rtt_seq is not None and seq_diff(ack, self._rtt_seq) > 0:
             rtt.sample(now - self._rtt_time)
             self._rtt_seq = None

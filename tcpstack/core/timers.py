@@ -142,9 +142,13 @@ class TimerQueue:
             real = table.next_deadline()
             if real == deadline:
                 return deadline
-            heapq.heappop(heap)              # the deadline moved later (or went away)
-            table.queued = None
-            table.reschedule()
+            if real is None:
+                heapq.heappop(heap)          # every timer of the table went away
+                table.queued = None
+            else:
+                # The deadline moved later: the entry moves with it (one heap operation).
+                table.queued = real
+                heapq.heapreplace(heap, (real, next(self._tiebreak), table))
         return None
 
     def take_due(self, now: float) -> list[TimerTable]:

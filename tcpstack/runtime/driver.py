@@ -14,11 +14,12 @@ MSS-sized packets itself (software GSO, ``wire.segment_packets``); with
 core sees them (software GRO, ``runtime.gro``).
 Application calls between wake-ups (reads that reopen the window,
 ``write_eof``...) only ``kick()`` the driver, which runs one such service pass
-on the next loop iteration; a ``write``, a connect's SYN and a ``close``'s FIN
-run the pass at once (``service_now()``), so they leave before the caller
-awaits anything, as a socket's ``send``, ``connect`` and ``close`` would. A
-kick from inside a pass (an owner reacting) needs no pass of its own: the
-running one writes and re-arms after the owners are done.
+on the next loop iteration (or none, when another pass ran first: a write's,
+a wake-up's); a ``write``, a connect's SYN and a ``close``'s FIN run the pass
+at once (``service_now()``), so they leave before the caller awaits
+anything, as a socket's ``send``, ``connect`` and ``close`` would. A kick
+from inside a pass (an owner reacting) needs no pass of its own: the running
+one writes and re-arms after the owners are done.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tcpstack.runtime.wirefaults import WireFaults
 from tcpstack.wire.errors import Fragmented, NotTcp, WireError
 from tcpstack.wire.ipv6 import PROTO_ICMPV6, flow_label
 from tcpstack.wire.packet import build_packet, packet_headers, parse_packet, segment_packets
+from tcpstack.wire.tcp import PSH
 
 if TYPE_CHECKING:
     from tcpstack.core.stack import StackCore
@@ -58,6 +60,26 @@ MIN_MSS = 64
 # descriptor stays readable, so the loop comes back for the rest at once.
 READ_BUDGET = 512
 
+# Busy polling: a reader whose reads keep being answered while it spins never
+# hands control back to the event loop. After this long without a loop
+# iteration the next read waits on the loop as usual, so that other tasks,
+# the timers and the driver's own kicked passes get their turn.
+BUSY_POLL_YIELD = 0.001
+
+
+def _pushed(packet: bytes | memoryview) -> bool:
+    """Whether ``packet`` is a TCP segment with PSH set (IPv6: without extension headers)."""
+    version = packet[0] >> 4
+    if version == IPV4_VERSION:
+        if packet[9] != PROTO_TCP:
+            return False
+        at = (packet[0] & 0x0F) * 4 + 13
+    elif version == IPV6_VERSION and packet[6] == PROTO_TCP:
+        at = 53
+    else:
+        return False
+    return len(packet) > at and packet[at] & PSH != 0
+
 
 class StackDriver:
     """Runs one core ``Stack`` over one ``Link`` on the running asyncio loop.
@@ -70,7 +92,8 @@ class StackDriver:
 
     def __init__(self, core: StackCore, link: Link, local_addr: str | tuple[str, ...], *,
                  pcap: Any = None, tracer: Callable[[TraceEvent], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, coalesce: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, coalesce: bool = False,
+                 busy_poll: float = 0.0) -> None:
         self.core = core
         self.link = link
         addrs = (local_addr,) if isinstance(local_addr, str) else tuple(local_addr)
@@ -101,6 +124,10 @@ class StackDriver:
         # and it can tell whether a packet is waiting without a read.
         self._recv_checked = getattr(link, "recv_view", None)
         self._readable: Callable[[], bool] | None = getattr(link, "readable", None)
+        self._wire_size = int(getattr(link, "mtu", 0) or 0)
+        # Busy polling (off at 0): seconds a reader about to wait may spin on the link.
+        self.busy_poll_time = busy_poll if self._readable is not None else 0.0
+        self._busy_since: float | None = None   # first busy poll answered since the loop ran
         # Software GRO: consecutive data segments read in one wake-up reach
         # the core as one (off where wire-sized segments matter: fault injection).
         self._gro = ReceiveCoalescer(core.receive) if coalesce else None
@@ -179,12 +206,52 @@ class StackDriver:
         elif self._running:
             self._service()
 
+    def busy_poll(self, done: Callable[[], bool]) -> bool:
+        """Spin on the link for up to ``busy_poll_time`` seconds instead of
+        letting the loop sleep, and run a service pass for every packet that
+        arrives; True as soon as ``done()`` (a reader's data came), False when
+        the time is up. What Linux's ``SO_BUSY_POLL`` / ``net.core.busy_read``
+        does for a blocking read: the response is taken in while the caller
+        still runs, with no sleep, wake-up or extra loop iteration in between,
+        at the price of a core kept busy meanwhile and the loop's other
+        callbacks and timers held back: at most ``busy_poll_time`` per read,
+        and once the loop has not run for ``BUSY_POLL_YIELD`` no spinning
+        until it has. Off unless asked for.
+        """
+        readable = self._readable
+        if (not self.busy_poll_time or readable is None or not self._running
+                or self._in_pass or self._loop is None):
+            return False
+        clock = time.perf_counter
+        start = clock()
+        since = self._busy_since
+        if since is not None and start - since > BUSY_POLL_YIELD:
+            return False                # the loop's turn first (_loop_turned resets)
+        end = start + self.busy_poll_time
+        while True:
+            if readable():
+                self._on_readable()
+                if done():
+                    if since is None:
+                        # Answered without the loop running: note when this
+                        # began, and learn when the loop runs again.
+                        self._busy_since = start
+                        self._loop.call_soon(self._loop_turned)
+                    return True
+            if clock() >= end:
+                return False
+
+    def _loop_turned(self) -> None:
+        self._busy_since = None
+
     # -- the service pass --------------------------------------------------
 
     def _kicked_service(self) -> None:
-        self._kicked = False
-        if self._running:
-            self._service()
+        # A pass that ran since the kick (a write's, a wake-up's) did what it asked.
+        if self._kicked:
+            self._kicked = False
+            if self._running:
+                self._service()
 
     def _on_readable(self) -> None:
         now = self.clock()
@@ -214,6 +281,7 @@ class StackDriver:
         # bounded number of times before writing out the batch.
         self._in_pass = True
         self._kick_in_pass = False
+        self._kicked = False            # a kick waiting for its pass gets this one
         settled = False
         try:
             for _ in range(4):
@@ -249,12 +317,17 @@ class StackDriver:
             got = recv_checked()
             if got is None:
                 return
-            self._input(got[0], now, got[1])
+            packet = got[0]
+            self._input(packet, now, got[1])
             # Mostly one packet is all there is (request/response): ask before
-            # a read that would fail. A packet that comes later makes the
-            # (level-triggered) descriptor readable again.
+            # a read that would fail -- or not even ask after a wire-sized
+            # segment with PSH, which ends what its sender had to send (RFC
+            # 9293 §3.9.1.2: a response, the last piece of a write; a GSO
+            # super-packet may have more behind it). A packet that comes later
+            # makes the (level-triggered) descriptor readable again.
             readable = self._readable
-            if readable is not None and not readable():
+            if readable is not None and (
+                    (len(packet) <= self._wire_size and _pushed(packet)) or not readable()):
                 return
             for _ in range(READ_BUDGET):
                 got = recv_checked()

@@ -160,7 +160,14 @@ class TcpStreamReader:
         if self._waiter is not None:
             raise RuntimeError(f"{func_name}() called while another coroutine is "
                                f"already waiting for incoming data")
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        transport = self._transport
+        if transport is not None and transport.driver.busy_poll_time and transport._busy_poll():
+            if self._exc is not None:
+                raise self._exc
+            return
+        # The transport's loop: asyncio.get_running_loop() costs a getpid(2) per call.
+        waiter = self._waiter = (transport.create_future() if transport is not None
+                                 else asyncio.get_running_loop().create_future())
         self._waiting = kind
         try:
             await waiter
@@ -274,6 +281,26 @@ class TcpStreamReader:
         if n == 0:
             return b""
         buf = self._buf
+        transport = self._transport
+        if transport is not None and n <= READ_PIECE:
+            # Nothing of the reader's own buffered and the connection holding
+            # exactly n bytes (a response): what pulling them all into the
+            # buffer and taking n out of it would return, without the trip
+            # through the buffer. Waiting meanwhile like read() (woken, not fed).
+            conn = transport.conn
+            while not buf and not self._eof and transport.is_reading():
+                available = conn.recv_available()
+                if available == n:
+                    data = transport._take(n)
+                    if len(data) == n:
+                        return data
+                    buf += data             # (reading stopped: the usual path decides)
+                    break
+                if available:
+                    break                   # less or more: through the buffer below
+                await self._wait("readexactly", _DIRECT)
+                if self._exc is not None:
+                    raise self._exc
         while len(buf) < n:
             if self._eof:
                 incomplete = bytes(buf)
@@ -401,6 +428,10 @@ class TcpTransport(asyncio.Transport):
         if conn.state is not State.SYN_SENT:
             self._on_change()
 
+    def create_future(self) -> asyncio.Future[None]:
+        """A future of the transport's loop (the reader's waits)."""
+        return self._loop.create_future()
+
     # -- asyncio.BaseTransport / ReadTransport -----------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -510,6 +541,19 @@ class TcpTransport(asyncio.Transport):
     def _on_change(self) -> None:
         conn = self.conn
         error = conn.error
+        if (error is None and conn.state is State.ESTABLISHED and not self._closing
+                and not self._eof_requested and self._established.done()
+                and not conn.at_eof):
+            # The common case, once per arriving segment: data or an ACK on an
+            # open connection -- no EOF, error, FIN or close to act on: what
+            # the rest below would do comes down to these three.
+            if self.reader._waiting:
+                self._notify_reader()
+            if self._pending:
+                self._push()
+            if self._drain_waiters:
+                self._wake_drainers()
+            return
         if not self._established.done() and (conn.state.synchronized or error):
             if error is not None and not conn.state.synchronized:
                 self._established.set_exception(error)
@@ -549,6 +593,19 @@ class TcpTransport(asyncio.Transport):
                 reader._wake()          # read()/readinto() take the bytes themselves
             else:
                 self._pull()
+
+    def _busy_poll(self) -> bool:
+        """Spin on the link (the driver's ``busy_poll``) until something for
+        the reader arrives: True if it did while spinning, False at once if it
+        was there already (the caller waits as usual) or when the time is up."""
+        conn = self.conn
+        reader = self.reader
+
+        def arrived() -> bool:
+            return bool(self._eof_fed or reader.exception() is not None
+                        or conn.recv_available() or conn.error is not None)
+
+        return not arrived() and self.driver.busy_poll(arrived)
 
     def _reading_stopped(self) -> bool:
         return self._eof_fed or self._error_reported or (self._closing and self._shutdown_done)

@@ -96,6 +96,8 @@ class FakeConnectionInto(FakeConnection):
 class FakeDriver:
     """What the streams use of ``StackDriver``."""
 
+    busy_poll_time = 0.0                    # no busy polling: reads wait on the loop
+
     def __init__(self) -> None:
         self.watchers: dict[Any, Callable[[], None]] = {}
         self.kicks = 0
@@ -581,6 +583,37 @@ def test_buffered_reads_pull_while_below_twice_the_limit(limit: int, left: int) 
             await peer.reader.readexactly(1000)
         assert peer.transport.is_reading()              # resumed at the limit
         assert peer.conn.recv_available() == left       # but pulls only when waiting
+
+    run(body)
+
+
+def test_readexactly_of_exactly_what_arrived_is_the_connection_s_own_bytes() -> None:
+    """A response of exactly the size asked for comes straight from the
+    connection (the very object its recv returned), waiting or not; more
+    than that goes through the reader's buffer as before."""
+    async def body() -> None:
+        peer = Peer(recv_into=False)
+        handed: list[bytes] = []
+        recv = peer.conn.recv
+
+        def recording(max_bytes: int, now: float) -> bytes:
+            handed.append(recv(max_bytes, now))
+            return handed[-1]
+
+        peer.conn.recv = recording                       # type: ignore[method-assign]
+        waiting = asyncio.ensure_future(peer.reader.readexactly(3))
+        await settle()
+        peer.send(b"abc")
+        got = await waiting
+        assert got == b"abc" and got is handed[-1]
+        peer.send(b"xyz")
+        got = await peer.reader.readexactly(3)
+        assert got == b"xyz" and got is handed[-1]
+        peer.send(b"12345")
+        got = await peer.reader.readexactly(3)
+        assert got == b"123" and handed[-1] == b"12345"
+        assert bytes(peer.reader._buf) == b"45"
+        assert await peer.reader.readexactly(2) == b"45"
 
     run(body)
 
