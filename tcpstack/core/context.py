@@ -187,6 +187,10 @@ class StackContext:
         if tracer is not None:
             self.trace(TraceEvent(now, EventKind.SEGMENT_OUT, local, remote, segment=seg))
 
+    def has_output(self) -> bool:
+        """Segments wait for ``take_output`` (or wait no longer: coalesced away)."""
+        return bool(self._out)
+
     def take_output(self) -> list[tuple[str, str, TcpSegment]]:
         out = self._out
         self._out = []

@@ -233,6 +233,13 @@ class StackCore:
         ctx.changed = set()
         return changed
 
+    def needs_service(self) -> bool:
+        """Whether ``take_output()`` or ``take_changed()`` has something: a
+        user call (a read that may have opened the window) left the runtime
+        segments to write or owners to tell."""
+        ctx = self._ctx
+        return bool(ctx.changed) or ctx.has_output()
+
     def next_deadline(self) -> float | None:
         """The earliest timer deadline of any connection (None if no timer is armed)."""
         return self._ctx.timers.next_deadline()

@@ -197,6 +197,12 @@ class StackDriver:
             self._kicked = True
             self._loop.call_soon(self._kicked_service)
 
+    def kick_if_needed(self) -> None:
+        """``kick()`` when the core has something for a pass: after a read,
+        which queues a segment (a window update) or nothing at all."""
+        if self.core.needs_service():
+            self.kick()
+
     def service_now(self) -> None:
         """Run one service pass at once: what an application call just handed
         the core is written now, not on the next loop iteration. Inside a

@@ -625,7 +625,7 @@ class TcpTransport(asyncio.Transport):
             reader.feed_data(data)
             fed = True
         if fed:
-            self.driver.kick()          # a window update may be due
+            self.driver.kick_if_needed()    # a window update may be due
         if conn.at_eof:
             self._eof_fed = True
             reader.feed_eof()
@@ -641,7 +641,7 @@ class TcpTransport(asyncio.Transport):
         n = 0
         if available:
             n = recv_into(view, self.driver.now())
-            self.driver.kick()          # the window reopened: an update may be due
+            self.driver.kick_if_needed()    # the window reopened: an update may be due
             if available > n:
                 return n                # bytes are left: not at the end
         if conn.at_eof:
@@ -661,7 +661,7 @@ class TcpTransport(asyncio.Transport):
         if available:
             size = min(max_bytes, READ_PIECE)
             data = conn.recv(size, self.driver.now())
-            self.driver.kick()          # the window reopened: an update may be due
+            self.driver.kick_if_needed()    # the window reopened: an update may be due
             if available > size:
                 return data             # bytes are left: not at the end
         if conn.at_eof:

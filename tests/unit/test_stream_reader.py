@@ -111,6 +111,9 @@ class FakeDriver:
     def kick(self) -> None:
         self.kicks += 1
 
+    def kick_if_needed(self) -> None:
+        self.kick()                         # (the real one asks the core first)
+
     def service_now(self) -> None:
         pass
 
