@@ -22,6 +22,7 @@ FIGURES = (
     Figure("rr-median", "1-byte round trip, median", "µs", False, "≤ 150"),
     Figure("rr-p99", "1-byte round trip, p99", "µs", False, ""),
     Figure("connect", "connect+close, sequential", "/s", True, "≥ 2000"),
+    Figure("accept", "connect+close to tcpstack's server", "/s", True, ""),
     Figure("idle-alive", "idle connections alive", "conns", True, "all"),
     Figure("idle-memory", "memory per idle connection", "KiB", False, "≤ 16"),
     Figure("idle-open", "opening the idle connections", "conns/s", True, ""),

@@ -124,9 +124,10 @@ def markdown(report: dict[str, Any]) -> str:
     if notes.get("kernel_sender_retransmits"):
         rtx = ", ".join(f"{k}: {v}" for k, v in notes["kernel_sender_retransmits"].items())
         lines += [f"- segments the kernel resent while sending to tcpstack, per run: {rtx}"]
-    if notes.get("stack_cpu_per_connect"):
-        lines += [f"- tcpstack CPU time per connect+close, µs per run: "
-                  f"{notes['stack_cpu_per_connect']}"]
+    for key, what in (("stack_cpu_per_connect", "connect+close"),
+                      ("stack_cpu_per_accept", "connection served")):
+        if notes.get(key):
+            lines += [f"- tcpstack CPU time per {what}, µs per run: {notes[key]}"]
     if report.get("errors"):
         lines.append("")
     for error in report.get("errors", []):

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m tcpstack.bench.stackclient send|recv|rr|connect|idle \\
+    python -m tcpstack.bench.stackclient send|recv|rr|connect|idle|serve \\
         --netns NS --tun DEV --addr IP --tun-addr IP/LEN --host H --port P ...
 
 It starts a ``tcpstack.Stack`` on a fresh TUN in an existing namespace (the
@@ -181,8 +181,32 @@ async def run_idle(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
             "kib_per_conn": (after - before) / args.count}
 
 
+async def run_serve(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """tcpstack as an echo server (``start_server`` on ``--port``) for kernel
+    clients, until SIGTERM: prints ``ready`` once it listens."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    accepted = 0
+
+    async def echo(reader: Any, writer: Any) -> None:
+        nonlocal accepted
+        accepted += 1
+        while data := await reader.read(READ_CHUNK):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await stack.start_server(echo, args.port, backlog=1024)
+    print("ready", flush=True)
+    cpu = time.process_time()
+    await stop.wait()
+    cpu = time.process_time() - cpu
+    server.close()
+    return {"accepted": accepted, "cpu_seconds": cpu}
+
+
 WORKLOADS = {"send": run_send, "recv": run_recv, "rr": run_rr, "connect": run_connect,
-             "idle": run_idle}
+             "idle": run_idle, "serve": run_serve}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

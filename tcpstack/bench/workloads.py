@@ -60,7 +60,8 @@ class Bench:
                                       "kernel_loss_dropped": {}, "stack_retransmits": {},
                                       "stack_timeouts": {}, "kernel_timeouts": {},
                                       "kernel_sender_retransmits": {},
-                                      "stack_counters": {}, "stack_cpu_per_connect": []}
+                                      "stack_counters": {}, "stack_cpu_per_connect": [],
+                                      "stack_cpu_per_accept": []}
 
     # -- one client/server pair --------------------------------------------------
 
@@ -69,6 +70,24 @@ class Bench:
         wildcard = "::" if self.settings.ipv6 else "0.0.0.0"
         return ["-m", "tcpstack.bench.peers", "serve", *server, "--host", wildcard,
                 "--port", str(port)]
+
+    def _stack_argv(self, workload: list[str], port: int, fault: str | None = None,
+                    profile: str | None = None) -> list[str]:
+        """tcpstack's side of a workload (``tcpstack.bench.stackclient``) on the TUN."""
+        argv = ["-m", "tcpstack.bench.stackclient", *workload,
+                "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
+                "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
+                "--host", self.net.tun_kernel_addr, "--port", str(port),
+                "--cc", self.settings.stack_cc]
+        if fault:
+            argv += ["--fault", fault]
+        if self.settings.no_offload:
+            argv.append("--no-offload")
+        if self.settings.busy_poll_us:
+            argv += ["--busy-poll", f"{self.settings.busy_poll_us:g}"]
+        if profile:
+            argv += ["--profile", profile]
+        return argv
 
     def pair(self, side: str, server: list[str], client: list[str], timeout: float,
              fault: str | None = None, terminate_server: bool = False,
@@ -80,20 +99,7 @@ class Bench:
         try:
             self.procs.wait_ready(peer, timeout=15)
             if side == "tcpstack":
-                argv = ["-m", "tcpstack.bench.stackclient", *client,
-                        "--netns", self.net.tun_ns, "--tun", self.net.tun_name,
-                        "--addr", self.net.stack_addr, "--tun-addr", self.net.tun_cidr,
-                        "--host", self.net.tun_kernel_addr, "--port", str(port),
-                        "--cc", self.settings.stack_cc]
-                if fault:
-                    argv += ["--fault", fault]
-                if self.settings.no_offload:
-                    argv.append("--no-offload")
-                if self.settings.busy_poll_us:
-                    argv += ["--busy-poll", f"{self.settings.busy_poll_us:g}"]
-                if profile:
-                    argv += ["--profile", profile]
-                proc = self.procs.start(argv)
+                proc = self.procs.start(self._stack_argv(client, port, fault, profile))
             else:
                 proc = self.procs.start(["-m", "tcpstack.bench.peers", "client", *client,
                                          "--host", self.net.veth_server_addr,
@@ -135,6 +141,38 @@ class Bench:
             self.notes["stack_cpu_per_connect"].append(
                 round(result["cpu_seconds"] / result["count"] * 1e6, 1))
         return {"connect": result["per_second"]}
+
+    def accept(self, side: str) -> dict[str, float]:
+        """Sequential connect+close per second by a kernel client (blocking
+        sockets) against an echo server: tcpstack's (``start_server``, on its
+        TUN, the client in the TUN's namespace) or, for the baseline, the
+        kernel's over the veth pair -- the server side of short connections."""
+        s = self.settings
+        timeout = self._timeout(30 + s.connect_count * 0.02)
+        if side == "kernel":
+            result, _ = self.pair(side, ["echo"], ["connect", "--count", str(s.connect_count)],
+                                  timeout, terminate_server=True)
+            return {"accept": result["per_second"]}
+        port = next(self._ports)
+        server = self.procs.start(self._stack_argv(["serve"], port))
+        try:
+            self.procs.wait_ready(server, timeout=15)
+            client = self.procs.start(["-m", "tcpstack.bench.peers", "client", "connect",
+                                       "--count", str(s.connect_count),
+                                       "--host", self.net.stack_addr, "--port", str(port)],
+                                      netns=self.net.tun_ns)
+            result = self.procs.result(client, timeout)
+            served = self.procs.result(server, 15, terminate=True)
+        finally:
+            self.procs.stop(server)
+        if served["accepted"] != s.connect_count:
+            raise ProgramFailed(f"tcpstack accepted {served['accepted']} of "
+                                f"{s.connect_count} connections")
+        self.notes["stack_cpu_per_accept"].append(
+            round(served["cpu_seconds"] / s.connect_count * 1e6, 1))
+        if self.workload:
+            self.notes["offload"][self.workload] = served.get("offload")
+        return {"accept": result["per_second"]}
 
     # -- bulk ------------------------------------------------------------------------
 
@@ -289,6 +327,10 @@ def _connect(bench: Bench, side: str, index: int) -> dict[str, float]:
     return bench.connect(side)
 
 
+def _accept(bench: Bench, side: str, index: int) -> dict[str, float]:
+    return bench.accept(side)
+
+
 def _idle(bench: Bench, side: str, index: int) -> dict[str, float]:
     s = bench.settings
     client = ["idle", "--count", str(s.idle_conns), "--hold", str(s.idle_hold)]
@@ -316,6 +358,8 @@ WORKLOADS = (
              _pipe("recv")),
     Workload("rr", "1-byte request/response latency", ("rr-median", "rr-p99"), _rr),
     Workload("connect", "sequential connect+close", ("connect",), _connect),
+    Workload("accept", "sequential connect+close from kernel clients to tcpstack's server",
+             ("accept",), _accept),
     Workload("idle", "concurrent idle connections", ("idle-alive", "idle-memory", "idle-open"),
              _idle),
     Workload("loss1-send", "bulk tcpstack -> kernel, 1% loss", ("loss1-send",),
