@@ -37,6 +37,8 @@ application-limited round only counts when it raises the estimate).
 
 from __future__ import annotations
 
+from collections import deque
+
 from tcpstack.core.congestion import INFINITE_SSTHRESH, initial_window
 
 # draft §4.3.1 / tcp_bbr.c: the gains.
@@ -93,7 +95,7 @@ class Bbr:
         self.btl_bw = 0.0                 # bytes per second
         self.rt_prop: float | None = None
         self._rt_prop_stamp = 0.0
-        self._samples: list[tuple[int, float]] = []   # (round, delivery rate)
+        self._samples: deque[tuple[int, float]] = deque()   # (round, delivery rate)
         self._acked = 0                   # bytes cumulatively acknowledged
         self._delivered = 0               # ... plus those SACKed now
         self._round = 0
@@ -138,7 +140,8 @@ class Bbr:
         """One ACK's sample: update the model, then the mode and the window."""
         delivered = self._acked + sacked
         if delivered > self._delivered:
-            if self.btl_bw:
+            if self.btl_bw and not app_limited:
+                # (An application-limited flight has no window to keep full.)
                 self._aggregation(now, delivered - self._delivered)
             self._delivered = delivered
         if rtt is not None and rtt > 0:
@@ -210,17 +213,28 @@ class Bbr:
         """draft §4.5.2: one delivery rate sample per round trip, the max filter."""
         assert self._round_start is not None
         elapsed = now - self._round_start
-        self._round += 1
+        self._round = round_ = self._round + 1
+        app_limited = self._round_app_limited
+        changed = False
         if elapsed > 0:
             rate = (self._delivered - self._round_delivered) / elapsed
-            if not self._round_app_limited or rate >= self.btl_bw:
+            btl_bw = self.btl_bw
+            # An application-limited round only counts when it raises the estimate
+            # (it says nothing about the path otherwise): request/response
+            # traffic ends a round at every ACK and mostly stops here.
+            if not app_limited or rate > btl_bw:
                 samples = self._samples
-                samples.append((self._round, rate))
-                horizon = self._round - BW_WINDOW_ROUNDS
-                while samples and samples[0][0] <= horizon:
-                    samples.pop(0)
-                self.btl_bw = max(rate for _, rate in samples)
-        if self.mode is STARTUP and not self._round_app_limited:
+                samples.append((round_, rate))
+                horizon = round_ - BW_WINDOW_ROUNDS
+                expired_max = False
+                while samples[0][0] <= horizon:
+                    expired_max |= samples.popleft()[1] >= btl_bw
+                if rate >= btl_bw:
+                    self.btl_bw = rate
+                elif expired_max:
+                    self.btl_bw = max(sample for _, sample in samples)
+                changed = self.btl_bw != btl_bw
+        if self.mode is STARTUP and not app_limited:
             # draft §4.3.2.2: is the pipe full?
             if self.btl_bw >= self._full_bw * FULL_BW_GROWTH:
                 self._full_bw = self.btl_bw
@@ -229,13 +243,19 @@ class Bbr:
                 self._full_bw_rounds += 1
                 if self._full_bw_rounds >= FULL_BW_ROUNDS:
                     self.mode = DRAIN
-        if self._round % EXTRA_ACKED_ROUNDS == 0:
+                    changed = True
+        if round_ % EXTRA_ACKED_ROUNDS == 0 and self._extra_max:
             # The aggregation filter's other slot starts over (5-10 rounds kept).
             self._extra_slot ^= 1
             self._extra_acked[self._extra_slot] = 0
             self._extra_max = max(self._extra_acked)
-        self._retarget()
-        self._start_round(now, inflight)
+            changed = True
+        if changed:
+            self._retarget()
+        self._round_start = now
+        self._round_delivered = self._delivered
+        self._round_end = self._delivered + (inflight if inflight > 0 else 1)
+        self._round_app_limited = False
 
     def _probe_rtt(self, now: float, inflight: int) -> None:
         """draft §4.3.4: four segments in flight for 200 ms, then back."""
