@@ -37,8 +37,6 @@ application-limited round only counts when it raises the estimate).
 
 from __future__ import annotations
 
-from collections import deque
-
 from tcpstack.core.congestion import INFINITE_SSTHRESH, initial_window
 
 # draft §4.3.1 / tcp_bbr.c: the gains.
@@ -95,7 +93,9 @@ class Bbr:
         self.btl_bw = 0.0                 # bytes per second
         self.rt_prop: float | None = None
         self._rt_prop_stamp = 0.0
-        self._samples: deque[tuple[int, float]] = deque()   # (round, delivery rate)
+        # (round, delivery rate), at most BW_WINDOW_ROUNDS: a list (a deque's
+        # first block alone is 0.6 KiB, on every idle connection).
+        self._samples: list[tuple[int, float]] = []
         self._acked = 0                   # bytes cumulatively acknowledged
         self._delivered = 0               # ... plus those SACKed now
         self._round = 0
@@ -228,7 +228,7 @@ class Bbr:
                 horizon = round_ - BW_WINDOW_ROUNDS
                 expired_max = False
                 while samples[0][0] <= horizon:
-                    expired_max |= samples.popleft()[1] >= btl_bw
+                    expired_max |= samples.pop(0)[1] >= btl_bw
                 if rate >= btl_bw:
                     self.btl_bw = rate
                 elif expired_max:
