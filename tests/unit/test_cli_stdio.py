@@ -21,6 +21,23 @@ from tcpstack.cli.stdio import (
 )
 
 
+class Ticker:
+    """Counts the event loop's iterations while it runs: proof that the loop
+    was not blocked meanwhile."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 def test_kinds(tmp_path) -> None:
     read_end, write_end = os.pipe()
     path = tmp_path / "f"
@@ -131,20 +148,12 @@ def test_stdout_to_a_slow_pipe_writes_everything_blocking_flag_untouched() -> No
     async def body() -> None:
         sink = StdoutSink(write_end)
         assert sink.kind == PIPE and os.get_blocking(write_end)
-        ticks = 0
-
-        async def tick() -> None:       # the loop keeps running while the pipe is full
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        ticker = asyncio.ensure_future(tick())
+        ticker = Ticker()               # the loop keeps running while the pipe is full
         await sink.write(data[:IO_SIZE])
         await sink.write(memoryview(data)[IO_SIZE:])
-        ticker.cancel()
+        ticker.stop()
         sink.close()
-        assert ticks > 0
+        assert ticker.ticks > 0
 
     consumer = threading.Thread(target=consume)
     consumer.start()
@@ -219,15 +228,7 @@ def test_stdout_buffers_written_behind_in_order_from_a_bounded_pool() -> None:
     async def body() -> None:
         sink = StdoutSink(write_end)
         seen: set[int] = set()
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        ticker = asyncio.ensure_future(tick())
+        ticker = Ticker()
         for chunk in chunks:
             buffer = await sink.buffer()
             assert len(buffer) == IO_SIZE
@@ -235,9 +236,9 @@ def test_stdout_buffers_written_behind_in_order_from_a_bounded_pool() -> None:
             buffer[:len(chunk)] = chunk
             sink.submit(buffer, len(chunk))
         await sink.flush()
-        ticker.cancel()
+        ticker.stop()
         sink.close()
-        assert len(seen) <= WRITE_BEHIND and ticks > 0
+        assert len(seen) <= WRITE_BEHIND and ticker.ticks > 0
 
     consumer = threading.Thread(target=consume)
     consumer.start()
