@@ -306,6 +306,13 @@ class Bbr:
         """draft §4.2.3.4: after idle BBR keeps its window (it would pace at
         the estimated rate); nothing to do without pacing."""
 
+    def info(self) -> dict:
+        """The model, as ``ss -ti`` shows it (``bbr:(bw:...,mrtt:...)``): the mode,
+        the bottleneck bandwidth (bytes/s), the propagation RTT (s) and the
+        window's target."""
+        return {"bbr": {"mode": self.mode, "btl_bw": round(self.btl_bw),
+                        "rt_prop": self.rt_prop, "target": self._target}}
+
     def __repr__(self) -> str:
         return (f"Bbr(mode={self.mode}, cwnd={self.cwnd}, btl_bw={self.btl_bw:.0f}, "
                 f"rt_prop={self.rt_prop}, mss={self.mss})")

@@ -90,6 +90,10 @@ class CongestionControl(Protocol):
         the latest RTT sample, whether the application limited the flight."""
         ...
 
+    def info(self) -> dict:
+        """What ``Connection.info()`` shows of the controller beyond cwnd and ssthresh."""
+        ...
+
 
 class Reno:
     """RFC 5681 slow start and congestion avoidance with RFC 6582 (NewReno) recovery.
@@ -189,6 +193,10 @@ class Reno:
     def on_delivery(self, now: float, sacked: int, inflight: int, rtt: float | None,
                     app_limited: bool) -> None:
         """Not called (``samples_delivery`` is False): loss-based."""
+
+    def info(self) -> dict:
+        """Nothing beyond cwnd and ssthresh."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cwnd={self.cwnd}, ssthresh={self.ssthresh}, mss={self.mss})"

@@ -157,3 +157,20 @@ def test_a_lossy_bottleneck_stays_full_with_bbr_not_with_cubic(loss: float) -> N
     link_time = 5_000_000 / 125e6
     assert took["bbr"] < 1.5 * link_time
     assert took["cubic"] > 3.0 * took["bbr"]
+
+
+def test_the_connection_shows_its_controller_and_bbrs_model() -> None:
+    """``conn.info()`` (``--stats``): the controller by name, and BBR's model as
+    ``ss -ti`` shows it; the loss-based controllers add nothing."""
+    spec = FaultSpec(loss=0.0, delay=100e-6, rate=125e6, limit=200)
+    _sim, client, _server, _took = one_way_transfer(1, spec, 1_000_000, 60,
+                                                    client_options=options(cc="bbr"))
+    info = client.info()
+    assert info["cc"] == "bbr"
+    model = info["bbr"]
+    assert model["mode"] in (STARTUP, DRAIN, PROBE_BW, PROBE_RTT)
+    assert 100e6 < model["btl_bw"] < 130e6           # the 1 Gbit/s link, in bytes/s
+    assert model["rt_prop"] == pytest.approx(200e-6, rel=0.2)
+    assert model["target"] >= MIN_PIPE_SEGMENTS * MSS
+    cubic = make_congestion_control("cubic", MSS)
+    assert cubic.info() == {}
