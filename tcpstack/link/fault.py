@@ -249,7 +249,7 @@ class FaultInjector:
 
     def process(self, packet: bytes, now: float) -> list[tuple[float, bytes]]:
         """The deliveries of ``packet`` sent at ``now``: ``(due_time, bytes)`` pairs."""
-        dues, bit = self.decide(len(packet), now, _payload_start(packet))
+        dues, bit = self.decide(len(packet), now, ip_header_length(packet))
         if bit >= 0:
             mutable = bytearray(packet)
             mutable[bit >> 3] ^= 0x80 >> (bit & 7)
@@ -309,7 +309,7 @@ class FaultInjector:
         return dues, bit
 
 
-def _payload_start(packet: bytes) -> int:
+def ip_header_length(packet: bytes | memoryview) -> int:
     """Where a packet's IP header ends: after the IPv4 header's IHL, or the
     40-byte IPv6 header (tcpstack sends no extension headers); 0 otherwise."""
     if not packet:

@@ -28,13 +28,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tcpstack.link.fault import FaultInjector, ip_header_length
 from tcpstack.wire.packet import build_packet, packet_headers
 from tcpstack.wire.tcp import CWR, FIN, PSH, TcpSegment, new_segment, options_length
-
-if TYPE_CHECKING:
-    from tcpstack.link.fault import FaultInjector
 
 _LAST_ONLY = FIN | PSH          # Linux tcp_gso_segment(): on the last piece only
 _FIRST_ONLY = CWR               # ... and CWR on the first only (RFC 3168 §6.1.2)
@@ -46,7 +44,8 @@ Deliver = Callable[[str, str, TcpSegment, float], None]
 Run = tuple[int, int, list[float], int]
 
 
-def ip_header_length(addr: str) -> int:
+def ip_header_for(addr: str) -> int:
+    """The IP header length of a packet from ``addr`` (no options, no extensions)."""
     return 40 if ":" in addr else 20
 
 
@@ -122,7 +121,7 @@ class WireFaults:
             self._write(src, dst, seg, mss, ident, label, -1)
             return
         piece = mss or max(size, 1)
-        ip_header = ip_header_length(src)
+        ip_header = ip_header_for(src)
         header = ip_header + TCP_HEADER + options_length(seg.options)
         for start, end, dues, bit in runs_of(injector, size, piece, header, ip_header, now):
             part = piece_of(seg, start, end)
@@ -160,7 +159,7 @@ class WireFaults:
             self.deliver(src, dst, seg, now)
             return
         size = len(seg.payload)
-        ip_header = ip_header_length(src)
+        ip_header = ip_header_for(src)
         header = ip_header + TCP_HEADER + options_length(seg.options)
         piece = max(self.link.mtu - header, 1) if size else 1
         for start, end, dues, bit in runs_of(injector, size, piece, header, ip_header, now):
@@ -186,9 +185,7 @@ class WireFaults:
         if injector is None:
             deliver(packet, now)
             return
-        version = packet[0] >> 4 if packet else 0
-        start = (packet[0] & 0x0F) * 4 if version == 4 else 40 if version == 6 else 0
-        dues, bit = injector.decide(len(packet), now, start)
+        dues, bit = injector.decide(len(packet), now, ip_header_length(packet))
         if bit >= 0:
             mutable = bytearray(packet)
             mutable[bit >> 3] ^= 0x80 >> (bit & 7)

@@ -9,6 +9,7 @@ the root namespace.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import signal
@@ -129,6 +130,18 @@ def kernel_sender(kernel: Kernel, port: int, payload: bytes,
             conn.recv(1)
 
     return serve
+
+
+def sha256_of_one_connection(sock: socket.socket) -> str:
+    """Accept one connection on the kernel listener ``sock``, read it to its
+    FIN and return the SHA-256 (hex) of what came (run it on a thread)."""
+    conn, _ = sock.accept()
+    digest = hashlib.sha256()
+    with conn:
+        conn.settimeout(30)
+        while data := conn.recv(1 << 20):
+            digest.update(data)
+    return digest.hexdigest()
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from .conftest import (
     _env,
     echo_handler,
     run_async,
+    sha256_of_one_connection,
 )
 
 pytestmark = pytest.mark.root
@@ -265,7 +266,7 @@ def test_icmpv6_packet_too_big_lowers_the_path_mtu(netns_name: str, kernel: Kern
         # A delayed link keeps segments in flight long enough to quote one.
         async with tcpstack.Stack(netns=netns_name, fault="delay=50ms") as stack:
             sock = kernel.listen(9300, KERNEL6)
-            got = asyncio.create_task(asyncio.to_thread(_drain, sock))
+            got = asyncio.create_task(asyncio.to_thread(sha256_of_one_connection, sock))
             _reader, writer = await tcpstack.open_connection(KERNEL6, 9300)
             conn = writer.get_extra_info("connection")
             assert conn.mss == 1500 - 60 - 12
@@ -290,19 +291,9 @@ def test_icmpv6_packet_too_big_lowers_the_path_mtu(netns_name: str, kernel: Kern
             await writer.drain()
             writer.close()
             await writer.wait_closed()
-            assert await got == hashlib.sha256(payload).digest()
+            assert await got == hashlib.sha256(payload).hexdigest()
 
     run_async(body(), timeout=90)
-
-
-def _drain(sock: socket.socket) -> bytes:
-    conn, _ = sock.accept()
-    digest = hashlib.sha256()
-    with conn:
-        conn.settimeout(30)
-        while data := conn.recv(1 << 20):
-            digest.update(data)
-    return digest.digest()
 
 
 @pytest.mark.parametrize(("icmpv6_type", "kind", "message"), [

@@ -14,7 +14,15 @@ import tcpstack
 from tcpstack.link import netns as ns
 from tcpstack.link.tun import open_tun
 
-from .conftest import KERNEL_ADDR, KERNEL_ADDR6, Cli, Kernel, kernel_sender, run_async
+from .conftest import (
+    KERNEL_ADDR,
+    KERNEL_ADDR6,
+    Cli,
+    Kernel,
+    kernel_sender,
+    run_async,
+    sha256_of_one_connection,
+)
 
 pytestmark = pytest.mark.root
 
@@ -43,17 +51,7 @@ async def _receive_all(stack: tcpstack.Stack, kernel: Kernel, port: int,
 async def _send_all(stack: tcpstack.Stack, kernel: Kernel, port: int, payload: bytes,
                     addr: str = KERNEL_ADDR) -> str:
     sock = kernel.listen(port, addr)
-
-    def sink() -> str:
-        conn, _ = sock.accept()
-        digest = hashlib.sha256()
-        with conn:
-            conn.settimeout(30)
-            while data := conn.recv(1 << 20):
-                digest.update(data)
-        return digest.hexdigest()
-
-    got = asyncio.create_task(asyncio.to_thread(sink))
+    got = asyncio.create_task(asyncio.to_thread(sha256_of_one_connection, sock))
     _reader, writer = await stack.open_connection(addr, port)
     view = memoryview(payload)
     for start in range(0, len(payload), 1 << 20):
